@@ -1,0 +1,86 @@
+"""The JVM jars of the embedded engines, resolved by Maven from pinned poms in this package.
+
+``coursekit fetch-jars`` (run by the setup command) copies each bundle's runtime dependencies
+into ``<state>/jars/<bundle>``; engines only read from there, so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+from coursekit.config import state_dir
+from coursekit.errors import JarsMissing
+
+BUNDLES = ("kafka-broker", "spark-kafka")
+_STAMP = ".pom-sha256"
+
+
+def _pom_text(bundle: str) -> str:
+    if bundle not in BUNDLES:
+        raise ValueError(f"unknown jar bundle {bundle!r}; choose one of {', '.join(BUNDLES)}")
+    return resources.files("coursekit.jvm").joinpath(f"{bundle}.pom.xml").read_text()
+
+
+def _digest(bundle: str) -> str:
+    return hashlib.sha256(_pom_text(bundle).encode()).hexdigest()
+
+
+def jar_dir(bundle: str) -> Path:
+    """Return the directory that holds (or will hold) ``bundle``'s jars."""
+    return state_dir() / "jars" / bundle
+
+
+def is_fetched(bundle: str) -> bool:
+    """True when ``bundle``'s jars are present and match the pinned pom."""
+    stamp = jar_dir(bundle) / _STAMP
+    return stamp.is_file() and stamp.read_text().strip() == _digest(bundle)
+
+
+def fetch(bundle: str, *, quiet: bool = True) -> Path:
+    """Resolve ``bundle`` with Maven and copy its jars into :func:`jar_dir`; a no-op when current."""
+    target = jar_dir(bundle)
+    if is_fetched(bundle):
+        return target
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise JarsMissing(
+            f"the {bundle} jars are not fetched and Maven (`mvn`) is not installed",
+            "install Maven (Debian/Ubuntu: `sudo apt-get install maven`; conda: `conda install maven`), "
+            "then run `coursekit fetch-jars`",
+        )
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    pom = staging / "pom.xml"
+    pom.write_text(_pom_text(bundle))
+    cmd = [mvn, "-B", "-f", str(pom), "dependency:copy-dependencies",
+           "-DincludeScope=runtime", f"-DoutputDirectory={staging}"]
+    if quiet:
+        cmd.insert(1, "-q")
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise JarsMissing(
+            f"Maven could not resolve the {bundle} jars:\n{tail}",
+            "check that Maven Central is reachable (proxy settings in ~/.m2/settings.xml), then run "
+            "`coursekit fetch-jars` again",
+        )
+    pom.unlink()
+    (staging / _STAMP).write_text(_digest(bundle))
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def require(bundle: str) -> list[Path]:
+    """Return the jars of ``bundle``, or raise :class:`JarsMissing` saying how to fetch them."""
+    if not is_fetched(bundle):
+        raise JarsMissing(
+            f"the {bundle} jars have not been fetched (or are out of date) in {jar_dir(bundle)}",
+            "run `coursekit fetch-jars` (the setup command `./course lab` does it for you)",
+        )
+    return sorted(jar_dir(bundle).glob("*.jar"))

@@ -1,0 +1,388 @@
+"""Apache Kafka for the course: an embedded single-node KRaft broker, or your own cluster.
+
+One way to get a broker::
+
+    from coursekit import kafka
+    bootstrap = kafka.bootstrap_servers()      # starts the embedded broker if needed
+
+With ``KAFKA_BOOTSTRAP_SERVERS`` set, that cluster is used instead and nothing is started.
+The embedded broker is a real Apache Kafka 4 (``kafka.Kafka`` from Maven Central jars) on the
+machine's Java 17, in combined broker+controller KRaft mode, with a 256 MB heap. It is shared by
+every kernel of the user: started by the first notebook that needs it, reused while alive,
+restarted when dead, and stopped by ``coursekit stop kafka``. Its files live in
+``<state>/kafka``: ``broker.json`` (pid and ports), ``server.properties``, ``logs/``, ``data/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from coursekit import jars
+from coursekit.config import engine_dir, env_int
+from coursekit.errors import EngineFailed, EngineUnreachable, PortInUse
+from coursekit.java import require_java
+
+BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+PORT_ENV = "COURSEKIT_KAFKA_PORT"
+DEFAULT_PORT = 19092
+HOST = "127.0.0.1"
+HEAP = "256m"
+START_TIMEOUT = 90.0
+REACH_TIMEOUT = 10.0
+
+_JVM_FLAGS = [
+    f"-Xmx{HEAP}", "-Xms64m", "-XX:+UseSerialGC", "-XX:MaxMetaspaceSize=128m",
+    "-XX:ReservedCodeCacheSize=48m", "-XX:TieredStopAtLevel=1", "-Xss512k",
+    "-Djava.awt.headless=true",
+]
+
+
+@dataclass(frozen=True)
+class Broker:
+    """A running embedded broker, as recorded in ``broker.json``."""
+
+    pid: int
+    port: int
+    controller_port: int
+    log_dir: str
+
+    @property
+    def bootstrap(self) -> str:
+        """The ``host:port`` clients connect to."""
+        return f"{HOST}:{self.port}"
+
+
+def _home() -> Path:
+    return engine_dir("kafka")
+
+
+def _record_path() -> Path:
+    return _home() / "broker.json"
+
+
+def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _is_our_broker(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"kafka.Kafka" in cmdline and str(_home()).encode() in b" ".join(cmdline)
+
+
+def status() -> Broker | None:
+    """Return the embedded broker if it is running and accepting connections, else ``None``."""
+    path = _record_path()
+    if not path.is_file():
+        return None
+    try:
+        broker = Broker(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        return None
+    if _is_our_broker(broker.pid) and _port_open(HOST, broker.port):
+        return broker
+    return None
+
+
+@contextlib.contextmanager
+def _start_lock() -> Iterator[None]:
+    with open(_home() / "start.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _cluster_id() -> str:
+    path = _home() / "cluster.id"
+    if not path.is_file():
+        path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+    return path.read_text().strip()
+
+
+def _server_properties(port: int, controller_port: int, data: Path) -> str:
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{HOST}:{controller_port}",
+        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data),
+        "num.partitions": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "4",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "4",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "num.network.threads": "2",
+        "num.io.threads": "2",
+        "num.recovery.threads.per.data.dir": "1",
+        "background.threads": "2",
+        "log.cleaner.dedupe.buffer.size": str(4 * 1024 * 1024),
+        "log.segment.bytes": str(16 * 1024 * 1024),
+        "log.retention.check.interval.ms": "5000",
+        "log.cleaner.backoff.ms": "1000",
+        "auto.create.topics.enable": "true",
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+_LOG4J2 = """\
+status = error
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    if not path.is_file():
+        return "(no log written)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _java_command(java: Path, main: str, *args: str) -> list[str]:
+    classpath = str(jars.jar_dir("kafka-broker") / "*")
+    log4j = _home() / "log4j2.properties"
+    return [str(java), *_JVM_FLAGS, f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dkafka.logs.dir={_home() / 'logs'}", "-cp", classpath, main, *args]
+
+
+def start(timeout: float = START_TIMEOUT) -> Broker:
+    """Start the embedded broker, or return the one already running. Safe to call concurrently."""
+    with _start_lock():
+        running = status()
+        if running is not None:
+            return running
+        java = require_java()
+        jars.require("kafka-broker")
+        port = env_int(PORT_ENV, DEFAULT_PORT)
+        controller_port = port + 1
+        for needed in (port, controller_port):
+            if not _port_free(needed):
+                raise PortInUse(
+                    f"port {needed} on {HOST} is in use by another program, so the embedded Kafka broker "
+                    f"cannot listen there",
+                    f"stop that program (find it with `ss -ltnp 'sport = :{needed}'`), or set {PORT_ENV} "
+                    f"to a free port (the broker uses it and the next one), or set {BOOTSTRAP_ENV} "
+                    "to use a Kafka cluster you already run",
+                )
+        home = _home()
+        data, logs = home / "data", home / "logs"
+        logs.mkdir(exist_ok=True)
+        props = home / "server.properties"
+        props.write_text(_server_properties(port, controller_port, data))
+        (home / "log4j2.properties").write_text(_LOG4J2.format(log=logs / "server.log"))
+        out = logs / "stdout.log"
+        if not (data / "meta.properties").is_file():
+            formatted = subprocess.run(
+                _java_command(java, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props),
+                              "--ignore-formatted"),
+                capture_output=True, text=True, timeout=120, check=False)
+            if formatted.returncode != 0:
+                raise EngineFailed(f"formatting the Kafka log directory failed:\n{formatted.stderr[-2000:]}",
+                                   f"remove {data} and try again; see {out}")
+        with open(out, "ab") as sink:
+            process = subprocess.Popen(  # noqa: S603 - fixed command line built above
+                _java_command(java, "kafka.Kafka", str(props)),
+                stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=home)
+        broker = Broker(pid=process.pid, port=port, controller_port=controller_port, log_dir=str(logs))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise EngineFailed(
+                    f"the Kafka broker exited during start-up (code {process.returncode}). Last log lines:\n"
+                    f"{_tail(logs / 'server.log')}\n{_tail(out, 5)}",
+                    f"read {logs}; `coursekit doctor` checks Java, jars and ports",
+                )
+            if _port_open(HOST, port) and _ready(broker.bootstrap, 2.0):
+                _record_path().write_text(json.dumps(asdict(broker)))
+                return broker
+            time.sleep(0.2)
+        _kill(process.pid)
+        raise EngineUnreachable(f"the Kafka broker did not become ready within {timeout:.0f} s",
+                                f"see {logs / 'server.log'}; the machine may be short of memory")
+
+
+def _ready(bootstrap: str, timeout: float) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "logger": _silent_logger()})
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except Exception:  # noqa: BLE001 - any client error means "not ready yet"
+        return False
+    return bool(metadata.brokers)
+
+
+def _silent_logger() -> object:
+    import logging
+
+    logger = logging.getLogger("coursekit.kafka.librdkafka")
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    return logger
+
+
+def _kill(pid: int, grace: float = 15.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not _is_our_broker(pid) and not Path(f"/proc/{pid}").exists():
+                return
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+
+
+def stop() -> bool:
+    """Stop the embedded broker (its data is kept). Returns ``True`` if one was running."""
+    with _start_lock():
+        path = _record_path()
+        if not path.is_file():
+            return False
+        try:
+            pid = int(json.loads(path.read_text())["pid"])
+        except (ValueError, KeyError, TypeError):
+            pid = -1
+        was_running = pid > 0 and _is_our_broker(pid)
+        if was_running:
+            _kill(pid)
+        path.unlink(missing_ok=True)
+        return was_running
+
+
+def reset() -> None:
+    """Stop the embedded broker and delete its topics and data (a fresh, empty cluster next start)."""
+    import shutil
+
+    stop()
+    shutil.rmtree(_home() / "data", ignore_errors=True)
+    (_home() / "cluster.id").unlink(missing_ok=True)
+
+
+def wait_reachable(bootstrap: str, timeout: float = REACH_TIMEOUT) -> None:
+    """Raise :class:`EngineUnreachable` unless a broker at ``bootstrap`` answers within ``timeout`` s."""
+    first = bootstrap.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    if not host or not port.isdigit():
+        raise EngineUnreachable(f"{BOOTSTRAP_ENV}={bootstrap!r} is not of the form host:port[,host:port]",
+                                "fix the variable, or unset it to use the embedded broker")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _port_open(host.strip("[]"), int(port), timeout=1.0) and _ready(bootstrap, 3.0):
+            return
+        time.sleep(0.5)
+    raise EngineUnreachable(
+        f"no Kafka broker answered at {bootstrap} within {timeout:.0f} s",
+        f"check that the cluster is up and reachable from here, or unset {BOOTSTRAP_ENV} to use the "
+        "embedded broker",
+    )
+
+
+def bootstrap_servers(*, start_embedded: bool = True, timeout: float = REACH_TIMEOUT) -> str:
+    """Return the bootstrap servers to use: ``$KAFKA_BOOTSTRAP_SERVERS``, or the embedded broker's.
+
+    The embedded broker is started if it is not running (unless ``start_embedded`` is false).
+    """
+    external = os.environ.get(BOOTSTRAP_ENV, "").strip()
+    if external:
+        wait_reachable(external, timeout)
+        return external
+    running = status()
+    if running is not None:
+        return running.bootstrap
+    if not start_embedded:
+        raise EngineUnreachable("the embedded Kafka broker is not running", "run `coursekit start kafka`")
+    return start().bootstrap
+
+
+def client_config(**overrides: object) -> dict[str, object]:
+    """A confluent-kafka config with ``bootstrap.servers`` filled in, plus ``overrides``.
+
+    Keys use Kafka's dotted names; pass them as a mapping: ``client_config(**{"group.id": "g"})``.
+    """
+    return {"bootstrap.servers": bootstrap_servers(), **overrides}
+
+
+def ensure_topic(name: str, partitions: int = 1, *, config: Mapping[str, str] | None = None,
+                 recreate: bool = False, timeout: float = 30.0) -> str:
+    """Make sure topic ``name`` exists with ``partitions`` partitions (AdminClient); return its name.
+
+    With ``recreate=True`` an existing topic is deleted first, so a notebook starts from empty.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    bootstrap = bootstrap_servers()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = admin.list_topics(timeout=timeout).topics
+    if name in existing and recreate:
+        admin.delete_topics([name], operation_timeout=timeout)[name].result(timeout)
+        deadline = time.monotonic() + timeout
+        while name in admin.list_topics(timeout=timeout).topics and time.monotonic() < deadline:
+            time.sleep(0.2)
+        existing = {}
+    if name in existing:
+        have = len(existing[name].partitions)
+        if have != partitions:
+            raise ValueError(f"topic {name!r} exists with {have} partitions, not {partitions}; "
+                             "pass recreate=True to start it afresh")
+        return name
+    topic = NewTopic(name, num_partitions=partitions, replication_factor=1, config=dict(config or {}))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.create_topics([topic], operation_timeout=timeout)[name].result(timeout)
+            break
+        except KafkaException as exc:
+            # right after a delete the broker may still report the topic as being deleted
+            if "TOPIC_ALREADY_EXISTS" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+    while name not in admin.list_topics(timeout=timeout).topics:
+        time.sleep(0.1)
+    return name
