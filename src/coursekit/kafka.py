@@ -80,6 +80,8 @@ def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # the JVM listens with SO_REUSEADDR, so connections left in TIME_WAIT do not block it
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
@@ -223,7 +225,7 @@ def start(timeout: float = START_TIMEOUT) -> Broker:
                 raise EngineFailed(f"formatting the Kafka log directory failed:\n{formatted.stderr[-2000:]}",
                                    f"remove {data} and try again; see {out}")
         with open(out, "ab") as sink:
-            process = subprocess.Popen(  # noqa: S603 - fixed command line built above
+            process = subprocess.Popen(
                 _java_command(java, "kafka.Kafka", str(props)),
                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
                 cwd=home)
@@ -386,3 +388,69 @@ def ensure_topic(name: str, partitions: int = 1, *, config: Mapping[str, str] | 
     while name not in admin.list_topics(timeout=timeout).topics:
         time.sleep(0.1)
     return name
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed Kafka record, decoded: key and value as text, value parsed as JSON if it is."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: object
+
+
+def read_all(topic: str, *, isolation: str = "read_uncommitted", timeout: float = 15.0) -> list[Record]:
+    """Read every record currently in ``topic`` (all partitions, from the beginning), then stop.
+
+    Uses a throw-away consumer that commits nothing, so it changes no consumer group's offsets.
+    ``isolation="read_committed"`` hides records of aborted or open transactions.
+    """
+    from confluent_kafka import Consumer, KafkaError
+
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap_servers(),
+        "group.id": f"coursekit-read-all-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": True,
+        "isolation.level": isolation,
+    })
+    try:
+        partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
+        consumer.subscribe([topic])
+        pending = set(partitions)
+        records: list[Record] = []
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard(msg.partition())
+                    continue
+                raise RuntimeError(f"reading {topic}: {msg.error()}")
+            records.append(Record(msg.topic(), msg.partition(), msg.offset(), _text(msg.key()), _decode(msg.value())))
+        if pending:
+            raise EngineUnreachable(f"could not read all of {topic} within {timeout:.0f} s "
+                                    f"(partitions {sorted(pending)} never reached their end)",
+                                    "check `coursekit status`; a slow machine may need a longer timeout")
+        return records
+    finally:
+        consumer.close()
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode(errors="replace")
+
+
+def _decode(raw: bytes | None) -> object:
+    if raw is None:
+        return None
+    text = raw.decode(errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

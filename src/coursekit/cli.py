@@ -1,0 +1,186 @@
+"""The ``coursekit`` command: ``doctor``, ``start``, ``stop``, ``status``, ``fetch-jars``, ``clean``, ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from coursekit import jars, kafka
+from coursekit.config import state_dir
+from coursekit.errors import CourseError
+
+ENGINES = ("kafka",)
+MIN_FREE_MB = 2048
+
+
+def _check_python() -> tuple[bool, str, str]:
+    ok = sys.version_info >= (3, 11)
+    return ok, f"Python {sys.version.split()[0]}", "use Python 3.11 or newer"
+
+
+def _check_java() -> tuple[bool, str, str]:
+    from coursekit.java import java_version, require_java
+
+    try:
+        java = require_java()
+    except CourseError as exc:
+        return False, exc.problem, exc.fix
+    return True, f"Java {java_version(java)} at {java}", ""
+
+
+def _check_maven() -> tuple[bool, str, str]:
+    mvn = shutil.which("mvn")
+    fetched = all(jars.is_fetched(b) for b in jars.BUNDLES)
+    if mvn or fetched:
+        return True, mvn or "not installed (jars already fetched)", ""
+    return False, "Maven (`mvn`) not found", "install Maven: `sudo apt-get install maven` or `conda install maven`"
+
+
+def _check_jars(bundle: str) -> Callable[[], tuple[bool, str, str]]:
+    def run() -> tuple[bool, str, str]:
+        if jars.is_fetched(bundle):
+            return True, f"{len(jars.require(bundle))} jars in {jars.jar_dir(bundle)}", ""
+        return False, f"not fetched into {jars.jar_dir(bundle)}", "run `coursekit fetch-jars`"
+    return run
+
+
+def _check_kafka() -> tuple[bool, str, str]:
+    external = os.environ.get(kafka.BOOTSTRAP_ENV, "").strip()
+    if external:
+        try:
+            kafka.wait_reachable(external, timeout=5)
+        except CourseError as exc:
+            return False, exc.problem, exc.fix
+        return True, f"external cluster at {external} answers", ""
+    running = kafka.status()
+    if running is not None:
+        return True, f"embedded broker running at {running.bootstrap} (pid {running.pid})", ""
+    from coursekit.config import env_int
+
+    port = env_int(kafka.PORT_ENV, kafka.DEFAULT_PORT)
+    busy = [p for p in (port, port + 1) if not kafka._port_free(p)]
+    if busy:
+        return (False, f"port(s) {', '.join(map(str, busy))} taken by another program",
+                f"free them or set {kafka.PORT_ENV} to another port")
+    return True, f"ports {port} and {port + 1} are free for the embedded broker", ""
+
+
+def _check_memory() -> tuple[bool, str, str]:
+    import psutil
+
+    free = psutil.virtual_memory().available / 2**20
+    return (free >= MIN_FREE_MB, f"{free:,.0f} MB available",
+            "close other programs: a lesson with Spark and Kafka needs about 1.5 GB")
+
+
+def _check_state() -> tuple[bool, str, str]:
+    path = state_dir()
+    ok = os.access(path, os.W_OK)
+    return ok, str(path), "set COURSEKIT_HOME to a writable directory"
+
+
+def doctor() -> int:
+    """Print a table of checks with a fix for each failure; return 1 if any failed."""
+    checks: list[tuple[str, Callable[[], tuple[bool, str, str]]]] = [
+        ("python", _check_python), ("java", _check_java), ("maven", _check_maven),
+        *[(f"jars: {b}", _check_jars(b)) for b in jars.BUNDLES],
+        ("kafka", _check_kafka), ("memory", _check_memory), ("state dir", _check_state),
+    ]
+    rows = []
+    failed = 0
+    for name, run in checks:
+        ok, detail, fix = run()
+        failed += not ok
+        rows.append((name, "ok" if ok else "FAIL", detail if ok else f"{detail} -> {fix}"))
+    width = max(len(r[0]) for r in rows)
+    for name, verdict, text in rows:
+        print(f"{name:<{width}}  {verdict:<4}  {text}")
+    print("all checks passed" if not failed else f"{failed} check(s) failed: apply the fix shown, then run again")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``coursekit`` command."""
+    parser = argparse.ArgumentParser(prog="coursekit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help="check Java, jars, ports and memory; print a fix for each failure")
+    for verb in ("start", "stop"):
+        p = sub.add_parser(verb, help=f"{verb} an embedded engine")
+        p.add_argument("engine", choices=ENGINES)
+    sub.add_parser("status", help="show the embedded engines and the state directory")
+    sub.add_parser("fetch-jars", help="resolve the JVM jars with Maven into the state directory")
+    clean = sub.add_parser("clean", help="strip outputs and execution counts from notebooks")
+    clean.add_argument("paths", nargs="*", type=Path)
+    clean.add_argument("--check", action="store_true", help="only report notebooks that need cleaning")
+    bench = sub.add_parser("bench", help="execute notebooks; print wall time and peak memory against the budgets")
+    bench.add_argument("paths", nargs="*", type=Path)
+    bench.add_argument("--warm", action="store_true", help="keep the Kafka broker running between notebooks")
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except CourseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "doctor":
+        return doctor()
+    if args.command == "start":
+        broker = kafka.start()
+        print(f"Kafka broker (pid {broker.pid}) logs in {broker.log_dir}")
+        print(broker.bootstrap)
+        return 0
+    if args.command == "stop":
+        print("stopped" if kafka.stop() else "kafka was not running")
+        return 0
+    if args.command == "status":
+        running = kafka.status()
+        print(f"state dir: {state_dir()}")
+        print(f"kafka: running at {running.bootstrap} (pid {running.pid})" if running else "kafka: stopped")
+        return 0
+    if args.command == "fetch-jars":
+        for bundle in jars.BUNDLES:
+            print(f"{bundle}: {jars.fetch(bundle)}")
+        return 0
+    if args.command == "clean":
+        return _clean(args.paths, check=args.check)
+    if args.command == "bench":
+        return _bench(args.paths, warm=args.warm)
+    raise AssertionError(args.command)
+
+
+def _clean(paths: list[Path], *, check: bool) -> int:
+    from coursekit import notebooks
+
+    targets = [p for path in paths for p in (sorted(path.rglob("*.ipynb")) if path.is_dir() else [path])]
+    if not paths:
+        targets = list(notebooks.all_notebooks(Path.cwd()))
+    dirty = [p for p in targets if notebooks.clean(notebooks.read(p)) != notebooks.read(p)]
+    for path in dirty:
+        if check:
+            print(f"needs cleaning: {path}")
+        else:
+            notebooks.write_clean(path)
+            print(f"cleaned {path}")
+    return 1 if (check and dirty) else 0
+
+
+def _bench(paths: list[Path], *, warm: bool) -> int:
+    from coursekit import bench, notebooks
+
+    targets = paths or notebooks.lesson_paths(Path.cwd())
+    results = []
+    for path in targets:
+        print(f"running {path} ...", file=sys.stderr, flush=True)
+        results.append(bench.run_one(path.resolve(), warm=warm))
+    print(bench.table(results))
+    return 0 if all(r.within_budget for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

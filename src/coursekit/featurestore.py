@@ -1,0 +1,79 @@
+"""Feast for the course: a local feature repository (SQLite online, Parquet offline), or yours.
+
+::
+
+    from coursekit import featurestore
+    store = featurestore.feature_store()      # FeatureStore over <state>/feast/repo
+
+The default repository uses Feast's ``local`` provider: the registry and the online store are
+SQLite files and the offline store reads Parquet files, all under ``<state>/feast``.
+``FEAST_REPO_PATH`` points at another repository directory (with its own
+``feature_store.yaml``), for example one configured for a cloud provider.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from coursekit.config import engine_dir
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+REPO_ENV = "FEAST_REPO_PATH"
+PROJECT = "brightcart"
+
+_YAML = """\
+project: {project}
+provider: local
+registry:
+  registry_type: file
+  path: {root}/registry.db
+online_store:
+  type: sqlite
+  path: {root}/online_store.db
+offline_store:
+  type: file
+entity_key_serialization_version: 3
+"""
+
+
+def repo_path() -> Path:
+    """The feature repository in use: ``$FEAST_REPO_PATH``, else the course's local one."""
+    configured = os.environ.get(REPO_ENV, "").strip()
+    if configured:
+        path = Path(configured).expanduser()
+        if not (path / "feature_store.yaml").is_file():
+            raise FileNotFoundError(f"{REPO_ENV}={configured} has no feature_store.yaml; point it at a Feast repo")
+        return path
+    root = engine_dir("feast")
+    repo = root / "repo"
+    repo.mkdir(exist_ok=True)
+    yaml = repo / "feature_store.yaml"
+    text = _YAML.format(project=PROJECT, root=root)
+    if not yaml.is_file() or yaml.read_text() != text:
+        yaml.write_text(text)
+    return repo
+
+
+def data_dir() -> Path:
+    """Where the local repository's Parquet sources live."""
+    path = engine_dir("feast") / "data"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def feature_store(path: str | Path | None = None) -> FeatureStore:
+    """A ``FeatureStore`` over ``path`` (a repo directory), or over :func:`repo_path`."""
+    from feast import FeatureStore
+
+    return FeatureStore(repo_path=str(path if path is not None else repo_path()))
+
+
+def reset() -> None:
+    """Delete the local registry, online store and data (a clean repository next time)."""
+    import shutil
+
+    shutil.rmtree(engine_dir("feast"), ignore_errors=True)

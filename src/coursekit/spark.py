@@ -1,0 +1,112 @@
+"""Spark for the course: a local ``SparkSession`` with Spark's Kafka connector, or your cluster.
+
+::
+
+    from coursekit import spark
+    session = spark.session()
+
+By default Spark runs in-process in ``local[2]`` mode with a 512 MB driver, Arrow on, the UI and
+progress bars off and JVM logs written to ``<state>/spark/logs`` instead of the notebook.
+``spark-sql-kafka`` (same version as pyspark) is on the classpath, so
+``readStream.format("kafka")`` reaches :func:`coursekit.kafka.bootstrap_servers`.
+
+``SPARK_REMOTE=sc://host:15002`` connects to a Spark Connect server instead; ``SPARK_MASTER``
+(e.g. ``spark://host:7077``) runs the driver here against that cluster manager.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from coursekit import jars
+from coursekit.config import engine_dir
+from coursekit.java import require_java
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+REMOTE_ENV = "SPARK_REMOTE"
+MASTER_ENV = "SPARK_MASTER"
+DEFAULT_MASTER = "local[2]"
+DRIVER_MEMORY = "512m"
+
+_LOG4J2 = """\
+status = error
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{HH:mm:ss}} %p %c{{1}}: %m%n
+rootLogger.level = warn
+rootLogger.appenderRef.file.ref = file
+"""
+
+
+def connector_jars() -> list[Path]:
+    """The jars of Spark's Kafka connector that pyspark does not ship itself."""
+    import pyspark
+
+    shipped = {_artifact(p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+    return [jar for jar in jars.require("spark-kafka") if _artifact(jar.name) not in shipped]
+
+
+def _artifact(filename: str) -> str:
+    """``kafka-clients-3.9.2.jar`` -> ``kafka-clients``."""
+    stem = filename.removesuffix(".jar")
+    parts = stem.split("-")
+    while parts and parts[-1][:1].isdigit():
+        parts.pop()
+    return "-".join(parts)
+
+
+def session(app_name: str = "coursekit", **conf: str) -> SparkSession:
+    """Return the course's ``SparkSession`` (created once per kernel); ``conf`` adds Spark settings."""
+    from pyspark.sql import SparkSession
+
+    remote = os.environ.get(REMOTE_ENV, "").strip()
+    if remote:
+        builder = SparkSession.builder.remote(remote).appName(app_name)
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        return builder.getOrCreate()
+
+    java = require_java()
+    os.environ.setdefault("JAVA_HOME", str(java.resolve().parent.parent))
+    home = engine_dir("spark")
+    log4j = home / "log4j2.properties"
+    log4j.write_text(_LOG4J2.format(log=home / "spark.log"))
+    java_opts = f"-Dlog4j2.configurationFile={log4j} -XX:+UseSerialGC -Xss1m"
+    settings = {
+        "spark.master": os.environ.get(MASTER_ENV, "").strip() or DEFAULT_MASTER,
+        "spark.driver.memory": DRIVER_MEMORY,
+        "spark.driver.extraJavaOptions": java_opts,
+        "spark.jars": ",".join(str(j) for j in connector_jars()),
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.default.parallelism": "2",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
+        "spark.sql.warehouse.dir": str(home / "warehouse"),
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        **conf,
+    }
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def checkpoint_dir(name: str) -> str:
+    """A fresh checkpoint location for streaming query ``name`` under the state directory."""
+    import shutil
+
+    path = engine_dir("spark") / "checkpoints" / name
+    shutil.rmtree(path, ignore_errors=True)
+    return str(path)

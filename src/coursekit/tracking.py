@@ -1,0 +1,64 @@
+"""MLflow tracking for the course: SQLite and a local artifact store, or your tracking server.
+
+::
+
+    from coursekit import tracking
+    tracking.configure()                      # sets MLflow's tracking URI
+    tracking.experiment("brightcart-eta")     # get or create, with artifacts in the state dir
+
+By default runs go to ``sqlite:///<state>/mlflow/mlflow.db`` and artifacts to
+``<state>/mlflow/artifacts``. ``MLFLOW_TRACKING_URI`` (e.g. ``http://mlflow:5000``) switches to a
+tracking server, which then decides where artifacts go.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from coursekit.config import engine_dir
+
+URI_ENV = "MLFLOW_TRACKING_URI"
+
+
+def tracking_uri() -> str:
+    """The tracking URI in use: ``$MLFLOW_TRACKING_URI``, else the course's SQLite store."""
+    configured = os.environ.get(URI_ENV, "").strip()
+    if configured:
+        return configured
+    return f"sqlite:///{engine_dir('mlflow') / 'mlflow.db'}"
+
+
+def artifact_root() -> str:
+    """Where the embedded store keeps artifacts (a ``file://`` URI)."""
+    path = engine_dir("mlflow") / "artifacts"
+    path.mkdir(exist_ok=True)
+    return path.as_uri()
+
+
+def configure() -> str:
+    """Point MLflow at :func:`tracking_uri` (quietly, without telemetry); return the URI."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def experiment(name: str) -> str:
+    """Make ``name`` the active experiment, creating it if needed; return its id."""
+    import mlflow
+
+    configure()
+    found = mlflow.get_experiment_by_name(name)
+    if found is None:
+        location = None if os.environ.get(URI_ENV, "").strip() else f"{artifact_root()}/{name}"
+        experiment_id = mlflow.create_experiment(name, artifact_location=location)
+    else:
+        experiment_id = found.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
