@@ -1,4 +1,4 @@
-"""The ``coursekit`` command: ``doctor``, ``start``, ``stop``, ``status``, ``fetch-jars``, ``clean``, ``bench``."""
+"""The ``coursekit`` command: doctor, start, stop, status, fetch-jars, clean, release, bench."""
 
 from __future__ import annotations
 
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     clean = sub.add_parser("clean", help="strip outputs and execution counts from notebooks")
     clean.add_argument("paths", nargs="*", type=Path)
     clean.add_argument("--check", action="store_true", help="only report notebooks that need cleaning")
+    release = sub.add_parser("release", help="regenerate release/ from source/ with nbgrader (never edit release/)")
+    release.add_argument("--course", type=Path, default=Path.cwd(), help="course directory (default: here)")
     bench = sub.add_parser("bench", help="execute notebooks; print wall time and peak memory against the budgets")
     bench.add_argument("paths", nargs="*", type=Path)
     bench.add_argument("--warm", action="store_true", help="keep the Kafka broker running between notebooks")
@@ -149,6 +151,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "clean":
         return _clean(args.paths, check=args.check)
+    if args.command == "release":
+        from coursekit import labs
+
+        course = args.course.resolve()
+        config = course / labs.CONFIG if (course / labs.CONFIG).is_file() else Path.cwd() / labs.CONFIG
+        changed = labs.release_all(course, config)
+        print(f"regenerated: {', '.join(changed)}" if changed else "release/ is up to date")
+        return 0
     if args.command == "bench":
         return _bench(args.paths, warm=args.warm)
     raise AssertionError(args.command)

@@ -36,8 +36,9 @@ def jar_dir(bundle: str) -> Path:
 
 def is_fetched(bundle: str) -> bool:
     """True when ``bundle``'s jars are present and match the pinned pom."""
+    want = _digest(bundle)
     stamp = jar_dir(bundle) / _STAMP
-    return stamp.is_file() and stamp.read_text().strip() == _digest(bundle)
+    return stamp.is_file() and stamp.read_text().strip() == want
 
 
 def fetch(bundle: str, *, quiet: bool = True) -> Path:

@@ -90,11 +90,17 @@ def _port_free(port: int) -> bool:
 
 
 def _is_our_broker(pid: int) -> bool:
+    """True when ``pid`` is a live (not zombie) ``kafka.Kafka`` JVM of this state directory."""
+    import psutil
+
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        cmdline = proc.cmdline()
+    except psutil.Error:
         return False
-    return b"kafka.Kafka" in cmdline and str(_home()).encode() in b" ".join(cmdline)
+    return "kafka.Kafka" in cmdline and any(str(_home()) in arg for arg in cmdline)
 
 
 def status() -> Broker | None:
@@ -224,17 +230,13 @@ def start(timeout: float = START_TIMEOUT) -> Broker:
             if formatted.returncode != 0:
                 raise EngineFailed(f"formatting the Kafka log directory failed:\n{formatted.stderr[-2000:]}",
                                    f"remove {data} and try again; see {out}")
-        with open(out, "ab") as sink:
-            process = subprocess.Popen(
-                _java_command(java, "kafka.Kafka", str(props)),
-                stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-                cwd=home)
-        broker = Broker(pid=process.pid, port=port, controller_port=controller_port, log_dir=str(logs))
+        pid = _launch_detached(_java_command(java, "kafka.Kafka", str(props)), out, home)
+        broker = Broker(pid=pid, port=port, controller_port=controller_port, log_dir=str(logs))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if process.poll() is not None:
+            if not _is_our_broker(pid):
                 raise EngineFailed(
-                    f"the Kafka broker exited during start-up (code {process.returncode}). Last log lines:\n"
+                    "the Kafka broker exited during start-up. Last log lines:\n"
                     f"{_tail(logs / 'server.log')}\n{_tail(out, 5)}",
                     f"read {logs}; `coursekit doctor` checks Java, jars and ports",
                 )
@@ -242,9 +244,27 @@ def start(timeout: float = START_TIMEOUT) -> Broker:
                 _record_path().write_text(json.dumps(asdict(broker)))
                 return broker
             time.sleep(0.2)
-        _kill(process.pid)
+        _kill(pid)
         raise EngineUnreachable(f"the Kafka broker did not become ready within {timeout:.0f} s",
                                 f"see {logs / 'server.log'}; the machine may be short of memory")
+
+
+_LAUNCHER = """\
+import subprocess, sys
+with open(sys.argv[1], "ab") as sink:
+    child = subprocess.Popen(sys.argv[3:], stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                             start_new_session=True, cwd=sys.argv[2])
+print(child.pid)
+"""
+
+
+def _launch_detached(cmd: list[str], log: Path, cwd: Path) -> int:
+    """Start ``cmd`` as a daemon (not our child: no zombie when it dies, outlives the kernel); its pid."""
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, str(log), str(cwd), *cmd], capture_output=True,
+                          text=True, timeout=60, check=True)
+    return int(done.stdout.strip())
 
 
 def _ready(bootstrap: str, timeout: float) -> bool:
@@ -268,14 +288,13 @@ def _silent_logger() -> object:
 
 
 def _kill(pid: int, grace: float = 15.0) -> None:
+    """SIGTERM (Kafka shuts down cleanly), then SIGKILL after ``grace`` seconds."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            if not _is_our_broker(pid) and not Path(f"/proc/{pid}").exists():
+            if not _is_our_broker(pid):
                 return
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
             time.sleep(0.1)
         os.kill(pid, signal.SIGKILL)
 

@@ -1,0 +1,83 @@
+"""The nbgrader pipeline, for every lab in source/ and for the lab-shaped fixture in tests/fixtures.
+
+(a) release/ equals a fresh `nbgrader generate_assignment`; (b) `nbgrader validate` passes the
+source and fails the release; (c) autograding the reference solution gives full marks and the
+untouched release zero, without hanging; (d) no solution or hidden test reaches release/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURE_COURSE, ROOT
+from coursekit import labs
+
+CONFIG = ROOT / labs.CONFIG
+CASES = [(course, lab) for course in (ROOT, FIXTURE_COURSE) for lab in labs.lab_names(course)]
+IDS = [lab for _, lab in CASES]
+pytestmark = pytest.mark.parametrize(("course", "lab"), CASES, ids=IDS)
+
+_REGIONS = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.DOTALL)
+
+
+def test_release_is_generated_from_source(course: Path, lab: str, tmp_path: Path) -> None:
+    fresh = labs.generate(course, lab, CONFIG, tmp_path)
+    changed = labs.diff(fresh, course / "release" / lab)
+    assert not changed, f"release/{lab} is out of date ({changed}): run `coursekit release`"
+
+
+def _validate(notebook: Path) -> str:
+    done = labs.nbgrader(notebook.parent, "validate", notebook.name, timeout=600)
+    return done.stdout + done.stderr
+
+
+def test_validate_passes_source_and_fails_release(course: Path, lab: str) -> None:
+    name = f"{lab}.ipynb"
+    assert "Success! Your notebook passes all the tests." in _validate(course / "source" / lab / name)
+    assert "VALIDATION FAILED" in _validate(course / "release" / lab / name)
+
+
+def test_autograde_gives_reference_full_marks_and_blank_zero(course: Path, lab: str, tmp_path: Path) -> None:
+    from nbgrader.api import Gradebook
+
+    scratch = labs.scratch_course(course, CONFIG, [lab], tmp_path / "course")
+    done = labs.nbgrader(scratch, "generate_assignment", lab, "--force")
+    assert done.returncode == 0, done.stderr
+    for student, origin in (("reference", scratch / "source" / lab), ("blank", scratch / "release" / lab)):
+        shutil.copytree(origin, scratch / "submitted" / student / lab)
+    done = labs.nbgrader(scratch, "autograde", lab, "--create", "--force", timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
+        reference = gb.find_submission(lab, "reference")
+        blank = gb.find_submission(lab, "blank")
+        assert reference.max_code_score > 0
+        assert reference.code_score == reference.max_code_score, "the reference must get every autograded point"
+        assert blank.code_score == 0, "an untouched release must get zero"
+        assert reference.needs_manual_grade, "written answers are left for the instructor"
+
+
+def test_nothing_secret_reaches_release(course: Path, lab: str) -> None:
+    released = "\n".join(p.read_text() for p in (course / "release" / lab).rglob("*") if p.is_file())
+    secrets: list[str] = []
+    for path in (course / "source" / lab).rglob("*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            text = "".join(cell["source"])
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            secrets += [body for _, body in _REGIONS.findall(text)]
+            if meta.get("solution") and cell["cell_type"] == "markdown":
+                secrets.append(text)
+    assert secrets, "a lab has at least one solution region"
+    assert "BEGIN SOLUTION" not in released and "HIDDEN TESTS" not in released
+    for secret in secrets:
+        for line in (s.strip() for s in secret.splitlines()):
+            if len(line) >= 12:
+                assert json_escape(line) not in released, f"release/{lab} leaks: {line!r}"
+
+
+def json_escape(line: str) -> str:
+    return json.dumps(line)[1:-1]
