@@ -19,14 +19,17 @@ import os
 from coursekit.config import engine_dir
 
 URI_ENV = "MLFLOW_TRACKING_URI"
+_exported: set[str] = set()  # MLflow exports the URI we set into MLFLOW_TRACKING_URI; those are not the user's
+
+
+def _user_uri() -> str | None:
+    configured = os.environ.get(URI_ENV, "").strip()
+    return configured if configured and configured not in _exported else None
 
 
 def tracking_uri() -> str:
     """The tracking URI in use: ``$MLFLOW_TRACKING_URI``, else the course's SQLite store."""
-    configured = os.environ.get(URI_ENV, "").strip()
-    if configured:
-        return configured
-    return f"sqlite:///{engine_dir('mlflow') / 'mlflow.db'}"
+    return _user_uri() or f"sqlite:///{engine_dir('mlflow') / 'mlflow.db'}"
 
 
 def artifact_root() -> str:
@@ -44,6 +47,8 @@ def configure() -> str:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
     uri = tracking_uri()
+    if _user_uri() is None:
+        _exported.add(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
@@ -56,7 +61,7 @@ def experiment(name: str) -> str:
     configure()
     found = mlflow.get_experiment_by_name(name)
     if found is None:
-        location = None if os.environ.get(URI_ENV, "").strip() else f"{artifact_root()}/{name}"
+        location = None if _user_uri() else f"{artifact_root()}/{name}"
         experiment_id = mlflow.create_experiment(name, artifact_location=location)
     else:
         experiment_id = found.experiment_id
