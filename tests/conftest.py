@@ -48,10 +48,17 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     kafka.stop()
 
 
-@pytest.fixture(scope="session")
-def bootstrap() -> Iterator[str]:
-    """The shared broker's bootstrap servers; stopped at the end if this test run started it."""
-    was_running = os.environ.get(kafka.BOOTSTRAP_ENV) or kafka.status() is not None
-    yield kafka.bootstrap_servers()
-    if not was_running:
+# Was the user's shared broker already up when the run began? If not, the run stops the one it
+# started (by the tests or by the notebooks nbval executes) when it ends.
+_BROKER_WAS_RUNNING = bool(os.environ.get(kafka.BOOTSTRAP_ENV)) or kafka.status() is not None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _BROKER_WAS_RUNNING:
         kafka.stop()
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> str:
+    """The shared broker's bootstrap servers (the embedded broker is started if needed)."""
+    return kafka.bootstrap_servers()
