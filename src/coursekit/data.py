@@ -144,3 +144,57 @@ def to_json(event: Event) -> bytes:
 def from_json(payload: bytes) -> Event:
     """Inverse of :func:`to_json`."""
     return json.loads(payload)
+
+
+REQUIRED_FIELDS: tuple[str, ...] = ("event_id", "type", "order_id", "region", "amount", "event_time")
+
+
+def with_malformed(events: list[Event], rate: float = 0.05, seed: int = 7) -> tuple[list[bytes], set[int]]:
+    """Serialise ``events`` and corrupt about ``rate`` of them, as a buggy client would.
+
+    Returns the payloads (in order) and the indices of the corrupted ones. Corruptions: text that is
+    not JSON, JSON that is not an object, a required field missing, an ``amount`` that is not a
+    non-negative number, an ``event_time`` that is not a timestamp.
+    """
+    rng = np.random.default_rng(seed)
+    payloads: list[bytes] = []
+    bad: set[int] = set()
+    for index, event in enumerate(events):
+        if rng.random() >= rate:
+            payloads.append(to_json(event))
+            continue
+        bad.add(index)
+        kind = int(rng.integers(0, 5))
+        broken = dict(event)
+        if kind == 0:
+            payloads.append(to_json(event)[:-7])  # truncated JSON
+            continue
+        if kind == 1:
+            payloads.append(json.dumps([event["event_id"], event["amount"]]).encode())
+            continue
+        if kind == 2:
+            broken.pop(REQUIRED_FIELDS[int(rng.integers(0, len(REQUIRED_FIELDS)))])
+        elif kind == 3:
+            broken["amount"] = ("12,50", -abs(event["amount"]) - 1.0, None)[int(rng.integers(0, 3))]
+        else:
+            broken["event_time"] = "yesterday"
+        payloads.append(to_json(broken))
+    return payloads, bad
+
+
+def is_valid_event(payload: bytes) -> bool:
+    """The course's definition of a well-formed order event (see :func:`with_malformed`)."""
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        return False
+    if not isinstance(event, dict) or any(f not in event for f in REQUIRED_FIELDS):
+        return False
+    amount = event["amount"]
+    if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+        return False
+    try:
+        parse_time(str(event["event_time"]))
+    except ValueError:
+        return False
+    return True

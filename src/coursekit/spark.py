@@ -16,15 +16,12 @@ progress bars off and JVM logs written to ``<state>/spark/logs`` instead of the 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coursekit import jars
-from coursekit.config import engine_dir
+from coursekit.config import engine_dir, quiet_native_output
 from coursekit.errors import EngineFailed
 from coursekit.java import require_java
 
@@ -102,31 +99,15 @@ def session(app_name: str = "coursekit", **conf: str) -> SparkSession:
     builder = SparkSession.builder.appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
-    jvm_log = home / "jvm-stderr.log"
+    native_log = quiet_native_output()  # the JVM's own stderr goes to a log file, not the notebook
     try:
-        with _stderr_to(jvm_log):
-            spark = builder.getOrCreate()
+        spark = builder.getOrCreate()
     except Exception as exc:
-        tail = "\n".join(jvm_log.read_text(errors="replace").splitlines()[-15:]) if jvm_log.is_file() else ""
-        raise EngineFailed(f"Spark could not start: {exc}\n{tail}",
-                           f"see {jvm_log} and {home / 'spark.log'}; `coursekit doctor` checks Java and jars") from exc
+        raise EngineFailed(f"Spark could not start: {exc}",
+                           f"see {native_log or 'the kernel log'} and {home / 'spark.log'}; "
+                           "`coursekit doctor` checks Java and jars") from exc
     spark.sparkContext.setLogLevel("ERROR")
     return spark
-
-
-@contextlib.contextmanager
-def _stderr_to(path: Path) -> Iterator[None]:
-    """Point file descriptor 2 at ``path`` while the Spark JVM is launched, so that the JVM's own
-    stderr (start-up warnings, stack traces) goes to a log file instead of the notebook."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "ab") as sink:
-        os.dup2(sink.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def checkpoint_dir(name: str) -> str:
