@@ -78,7 +78,8 @@ def session(app_name: str = "coursekit", **conf: str) -> SparkSession:
     home = engine_dir("spark")
     log4j = home / "log4j2.properties"
     log4j.write_text(_LOG4J2.format(log=home / "spark.log"))
-    java_opts = f"-Dlog4j2.configurationFile={log4j} -XX:+UseSerialGC -Xss1m"
+    java_opts = (f"-Dlog4j2.configurationFile={log4j} -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k "
+                 "-XX:ReservedCodeCacheSize=64m -XX:MaxMetaspaceSize=256m -XX:MaxDirectMemorySize=128m")
     settings = {
         "spark.master": os.environ.get(MASTER_ENV, "").strip() or DEFAULT_MASTER,
         "spark.driver.memory": DRIVER_MEMORY,
