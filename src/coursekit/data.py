@@ -198,3 +198,36 @@ def is_valid_event(payload: bytes) -> bool:
     except ValueError:
         return False
     return True
+
+
+def delivery_events(n_orders: int = 200, seed: int = 7, *, minutes: float = 10.0, start: datetime = EPOCH,
+                    late_rate: float = 0.05) -> list[Event]:
+    """The *fulfilment* domain: one ``delivery_completed`` event per paid order, in arrival order.
+
+    Each has the ``promised_at`` slot and the ``delivered_at`` time (``event_time``); ``delay_s`` is
+    their difference (negative when early). About ``late_rate`` of deliveries run well past the
+    promise, more in the ``north`` region (rural routes). Orders and regions match
+    :func:`order_events` for the same seed.
+    """
+    rng = np.random.default_rng(seed + 1)
+    table = orders(n_orders, seed, start=start, minutes=minutes)
+    events: list[Event] = []
+    for row in table.itertuples(index=False):
+        placed = row.placed_at.to_pydatetime()
+        promised = placed + timedelta(minutes=float(rng.choice([30, 45, 60])))
+        slow = rng.random() < late_rate * (2.0 if row.region == "north" else 1.0)
+        delay = float(rng.normal(-120, 240)) + (float(rng.uniform(600, 2400)) if slow else 0.0)
+        delivered = promised + timedelta(seconds=delay)
+        events.append({
+            "event_id": f"{row.order_id}-delivered",
+            "type": "delivery_completed",
+            "order_id": row.order_id,
+            "region": row.region,
+            "warehouse_id": f"W{int(rng.integers(1, 4))}",
+            "promised_at": _iso(promised),
+            "event_time": _iso(delivered),
+            "delay_s": round(delay, 1),
+            "arrival_time": _iso(delivered + timedelta(seconds=float(rng.exponential(2.0)))),
+        })
+    events.sort(key=lambda e: (e["arrival_time"], e["event_id"]))
+    return events
