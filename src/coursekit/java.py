@@ -58,3 +58,23 @@ def require_java(minimum: int = MIN_JAVA) -> Path:
     if major < minimum:
         raise JavaError(f"{java} is Java {major}; Kafka 4 and Spark 4 need Java {minimum} or newer", _INSTALL_HINT)
     return java
+
+
+def log4j2_to_file(log: Path, *, level: str = "warn", loggers: dict[str, str] | None = None) -> str:
+    """A log4j2 configuration (properties format) that writes the JVM's logs to ``log`` only.
+
+    The JVM engines use it so that their logs land in the state directory, never in a notebook.
+    """
+    lines = [
+        "status = error",
+        "appender.file.type = File",
+        "appender.file.name = file",
+        f"appender.file.fileName = {log}",
+        "appender.file.layout.type = PatternLayout",
+        "appender.file.layout.pattern = [%d] %p %m (%c)%n",
+        f"rootLogger.level = {level}",
+        "rootLogger.appenderRef.file.ref = file",
+    ]
+    for n, (name, logger_level) in enumerate((loggers or {}).items()):
+        lines += [f"logger.l{n}.name = {name}", f"logger.l{n}.level = {logger_level}"]
+    return "\n".join(lines) + "\n"

@@ -32,7 +32,7 @@ from pathlib import Path
 from coursekit import jars
 from coursekit.config import engine_dir, env_int, quiet_native_output
 from coursekit.errors import EngineFailed, EngineUnreachable, PortInUse
-from coursekit.java import require_java
+from coursekit.java import log4j2_to_file, require_java
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 PORT_ENV = "COURSEKIT_KAFKA_PORT"
@@ -167,20 +167,6 @@ def _server_properties(port: int, controller_port: int, data: Path) -> str:
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-_LOG4J2 = """\
-status = error
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = {log}
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = file
-logger.kafka.name = kafka
-logger.kafka.level = INFO
-logger.state.name = state.change.logger
-logger.state.level = WARN
-"""
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -220,7 +206,8 @@ def start(timeout: float = START_TIMEOUT) -> Broker:
         logs.mkdir(exist_ok=True)
         props = home / "server.properties"
         props.write_text(_server_properties(port, controller_port, data))
-        (home / "log4j2.properties").write_text(_LOG4J2.format(log=logs / "server.log"))
+        (home / "log4j2.properties").write_text(
+            log4j2_to_file(logs / "server.log", level="info", loggers={"state.change.logger": "warn"}))
         out = logs / "stdout.log"
         if not (data / "meta.properties").is_file():
             formatted = subprocess.run(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from coursekit import jars
 from coursekit.config import engine_dir, quiet_native_output
 from coursekit.errors import EngineFailed
-from coursekit.java import require_java
+from coursekit.java import log4j2_to_file, require_java
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -33,16 +33,6 @@ MASTER_ENV = "SPARK_MASTER"
 DEFAULT_MASTER = "local[2]"
 DRIVER_MEMORY = "512m"
 
-_LOG4J2 = """\
-status = error
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = {log}
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = %d{{HH:mm:ss}} %p %c{{1}}: %m%n
-rootLogger.level = warn
-rootLogger.appenderRef.file.ref = file
-"""
 
 
 def connector_jars() -> list[Path]:
@@ -77,7 +67,7 @@ def session(app_name: str = "coursekit", **conf: str) -> SparkSession:
     os.environ.setdefault("JAVA_HOME", str(java.resolve().parent.parent))
     home = engine_dir("spark")
     log4j = home / "log4j2.properties"
-    log4j.write_text(_LOG4J2.format(log=home / "spark.log"))
+    log4j.write_text(log4j2_to_file(home / "spark.log", level="warn"))
     java_opts = (f"-Dlog4j2.configurationFile={log4j} -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k "
                  "-XX:ReservedCodeCacheSize=64m -XX:MaxMetaspaceSize=256m -XX:MaxDirectMemorySize=128m")
     settings = {
