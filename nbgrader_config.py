@@ -2,10 +2,13 @@
 
 Run nbgrader commands from this directory: ``nbgrader generate_assignment lab2_realtime_orders``.
 JupyterHub deployments override ``Exchange.root`` and ``CourseDirectory.course_id`` in the
-system-wide config; see the instructor guide in README.md.
+system-wide config; see docs/instructor_guide.md.
 """
 
+import os
 from pathlib import Path
+
+from coursekit.grading import GRADER_KERNEL, jupyter_data_dir
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
@@ -19,11 +22,34 @@ c.CourseDirectory.feedback_directory = "feedback"
 # a lab's data files beside its notebook are released with it; never caches or checkpoints
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
 
-# Spark and Kafka start-up takes tens of seconds; a single cell may wait on a stream.
-c.ExecutePreprocessor.timeout = 240
+# Execution: Spark and Kafka start-up takes tens of seconds, so a cell gets 120 s; an endless loop
+# costs at most that. Autograding runs each submission in the course's grader kernel, which is
+# killed when its process tree passes COURSEKIT_GRADER_MEMORY_MB (default 1400).
+os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (jupyter_data_dir(), os.environ.get("JUPYTER_PATH")) if p)
+c.ExecutePreprocessor.timeout = 120
 c.ExecutePreprocessor.interrupt_on_timeout = True
 c.ExecutePreprocessor.startup_timeout = 120
+c.Execute.kernel_name = GRADER_KERNEL
+c.LimitOutput.max_lines = 1000
+c.LimitOutput.max_traceback = 100
 
-# generate_assignment: execute nothing while generating; the tests prove the sources run.
+# A test cell fails when it raises, not when a library prints a warning (coursekit.grading).
+c.Autograde.autograde_preprocessors = [
+    "nbgrader.preprocessors.Execute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "coursekit.grading.StderrIsNotFailure",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# Students' feedback never shows the hidden tests (nbgrader's default does).
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "coursekit.grading.HideHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

@@ -1,0 +1,124 @@
+"""nbgrader add-ons for this course, configured in ``nbgrader_config.py``.
+
+* :class:`StderrIsNotFailure` (autograde): nbgrader scores a test cell with *any* stderr output as
+  failed, so a correct solution that triggers a library's ``FutureWarning`` would lose the points.
+  Here a test cell fails only when it raises; its stderr text is kept, marked, as ordinary output.
+* :class:`HideHiddenTests` (feedback): nbgrader's feedback shows the hidden tests by default. This
+  removes their code, and replaces the traceback of a failing hidden test (which quotes that code)
+  with a plain sentence.
+* :func:`grader_kernel` (``python -m coursekit.grading``): the kernel that autograding runs, with a
+  memory cap on its whole process tree, so that one submission cannot take the machine down.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+from nbformat import NotebookNode
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
+END_HIDDEN = "### END HIDDEN TESTS"
+MEMORY_ENV = "COURSEKIT_GRADER_MEMORY_MB"
+DEFAULT_MEMORY_MB = 1400
+
+
+def _is_test_cell(cell: NotebookNode) -> bool:
+    meta = cell.metadata.get("nbgrader", {})
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+class StderrIsNotFailure(NbGraderPreprocessor):
+    """Turn stderr stream outputs of test cells into stdout ones (marked), so only errors fail them."""
+
+    def preprocess_cell(self, cell: NotebookNode, resources: dict[str, Any], index: int
+                        ) -> tuple[NotebookNode, dict[str, Any]]:
+        if _is_test_cell(cell):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                    output["name"] = "stdout"
+                    output["text"] = "".join(f"[stderr] {line}" for line in output["text"].splitlines(True))
+        return cell, resources
+
+
+class HideHiddenTests(NbGraderPreprocessor):
+    """Remove hidden test code from feedback, and the tracebacks that would quote it."""
+
+    def preprocess_cell(self, cell: NotebookNode, resources: dict[str, Any], index: int
+                        ) -> tuple[NotebookNode, dict[str, Any]]:
+        if cell.cell_type != "code" or BEGIN_HIDDEN not in cell.source:
+            return cell, resources
+        kept, hidden = [], False
+        for line in cell.source.splitlines():
+            if line.strip() == BEGIN_HIDDEN:
+                hidden = True
+                kept.append("# (hidden tests: they check your code on other data)")
+            elif line.strip() == END_HIDDEN:
+                hidden = False
+            elif not hidden:
+                kept.append(line)
+        cell.source = "\n".join(kept)
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                output["evalue"] = ("a test failed; if the visible tests above pass, a hidden test found a case "
+                                    "your code gets wrong: re-read the part's instructions")
+                output["traceback"] = [f"{output.get('ename', 'Error')}: {output['evalue']}"]
+        return cell, resources
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def _watch_memory(limit_bytes: int, interval: float = 0.25) -> None:
+    import psutil
+
+    me = os.getpid()
+    while True:
+        if _tree_rss(me) > limit_bytes:
+            sys.__stderr__.write(f"coursekit grader: this notebook's kernel used more than "
+                                 f"{limit_bytes // 2**20} MB and was stopped\n")
+            for child in psutil.Process(me).children(recursive=True):
+                child.kill()
+            os._exit(137)
+        time.sleep(interval)
+
+
+def grader_kernel() -> None:
+    """Start an IPython kernel whose process tree is killed when it exceeds the memory cap."""
+    limit_mb = int(os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_MB))
+    threading.Thread(target=_watch_memory, args=(limit_mb * 2**20,), daemon=True, name="memory-cap").start()
+    from ipykernel.kernelapp import launch_new_instance
+
+    launch_new_instance()
+
+
+GRADER_KERNEL = "coursekit-grader"
+
+
+def jupyter_data_dir() -> str:
+    """The folder to put on ``JUPYTER_PATH`` so that Jupyter finds the grader kernel's spec."""
+    from importlib import resources
+
+    return str(resources.files("coursekit"))
+
+
+if __name__ == "__main__":
+    grader_kernel()
