@@ -1,0 +1,133 @@
+"""Broken and hostile submissions: the batch goes on, the others are graded right, the bad one gets
+zero or its honest score with a reason in the log, and tampering never raises a score.
+
+Built from the release notebook of the lab-shaped fixture (2 autograded points), so the batch is quick.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import FIXTURE_COURSE, ROOT
+from coursekit import labs
+
+LAB = "lab0_fixture"
+GOOD = '''
+def tumbling_counts(events, width_s):
+    counts = Counter()
+    for event in events:
+        t = datetime.fromisoformat(event["event_time"].replace("Z", "+00:00")).timestamp()
+        counts[datetime.fromtimestamp(t - t % width_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")] += 1
+    return dict(counts)
+'''
+WRONG = '''
+def tumbling_counts(events, width_s):
+    return {"2026-11-02T09:00:00Z": 2, "2026-11-02T09:01:00Z": 1}   # hard-coded for the sample
+'''
+SUBMISSIONS = {
+    "good": {"solution": GOOD},
+    "endless_loop": {"solution": "while True:\n    pass\n" + GOOD},
+    "loop_after_a_correct_answer": {"solution": GOOD + "\nwhile True:\n    pass\n"},
+    "kills_kernel": {"solution": "import os\nos._exit(3)\n" + GOOD},
+    "memory_bomb": {"solution": "hog = []\nwhile True:\n    hog.append(bytearray(64 * 2**20))\n" + GOOD},
+    "huge_output": {"solution": GOOD + "\nfor i in range(200_000):\n    print('spam', i)\n"},
+    "edited_tests": {"solution": WRONG, "tests": "print('all tests passed')\n"},
+    "deleted_tests": {"solution": WRONG, "delete_tests": True},
+    "edited_metadata": {"solution": WRONG, "metadata": True},
+    "patched_helpers": {"solution": WRONG + (
+        "\nimport coursekit.data as _d\n_d.order_events = lambda *a, **k: EVENTS\n"
+        "import pandas as _pd\n_real = _pd.DataFrame.groupby\n")},
+}
+
+
+def _build(release: Path, spec: dict[str, object]) -> nbformat.NotebookNode:
+    nb = nbformat.read(release, as_version=4)
+    cells = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade_id") == "part-a-solution":
+            cell.source = str(spec["solution"]).strip() + "\n"
+        if meta.get("grade_id") == "part-a-tests":
+            if spec.get("delete_tests"):
+                continue
+            if "tests" in spec:
+                cell.source = str(spec["tests"])
+            if spec.get("metadata"):
+                meta.update(points=100, grade_id="part-a-tests")
+        if meta.get("grade_id") == "part-a-solution" and spec.get("metadata"):
+            meta.update(grade=True, points=50)
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    course = labs.scratch_course(FIXTURE_COURSE, ROOT / labs.CONFIG, [LAB], tmp_path_factory.mktemp("hostile"))
+    assert labs.nbgrader(course, "generate_assignment", LAB, "--force").returncode == 0
+    release = course / "release" / LAB
+    for name, spec in SUBMISSIONS.items():
+        folder = course / "submitted" / name / LAB
+        shutil.copytree(release, folder)
+        nbformat.write(_build(release / f"{LAB}.ipynb", spec), folder / f"{LAB}.ipynb")
+    broken = course / "submitted" / "not_json" / LAB
+    shutil.copytree(release, broken)
+    (broken / f"{LAB}.ipynb").write_text('{"cells": [ this is not JSON')
+    renamed = course / "submitted" / "renamed" / LAB
+    shutil.copytree(release, renamed)
+    (renamed / f"{LAB}.ipynb").rename(renamed / f"{LAB} (1).ipynb")
+    done = labs.nbgrader(course, "autograde", LAB, "--create", "--ExecutePreprocessor.timeout=15",
+                         "--Execute.timeout=15", timeout=900)
+    return course, done.stdout + done.stderr
+
+
+def _scores(course: Path) -> dict[str, float | None]:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    result: dict[str, float | None] = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student in gb.students:
+            try:
+                result[student.id] = gb.find_submission(LAB, student.id).code_score
+            except MissingEntry:
+                result[student.id] = None
+    return result
+
+
+def test_the_good_submission_is_graded_right(graded: tuple[Path, str]) -> None:
+    course, _ = graded
+    assert _scores(course)["good"] == 2
+
+
+@pytest.mark.parametrize("name", ["endless_loop", "kills_kernel", "memory_bomb", "edited_tests",
+                                  "deleted_tests", "edited_metadata", "patched_helpers", "not_json", "renamed"])
+def test_bad_submissions_get_no_points(graded: tuple[Path, str], name: str) -> None:
+    course, _ = graded
+    assert _scores(course).get(name) in (0, None), f"{name} scored"
+
+
+def test_huge_output_and_late_loops_keep_their_honest_score(graded: tuple[Path, str]) -> None:
+    course, _ = graded
+    assert _scores(course)["loop_after_a_correct_answer"] == 2, "the function was defined before the loop"
+    assert _scores(course)["huge_output"] == 2
+    nb = nbformat.read(course / "autograded" / "huge_output" / LAB / f"{LAB}.ipynb", as_version=4)
+    printed = sum(len(o.get("text", "").splitlines()) for c in nb.cells for o in c.get("outputs", []))
+    assert printed <= 1100, "output is cut to LimitOutput.max_lines"
+
+
+def test_the_log_names_each_failure(graded: tuple[Path, str]) -> None:
+    _, log = graded
+    for name in ("not_json", "kills_kernel", "renamed"):
+        assert name in log, f"the log does not mention {name}"
+    assert "was stopped" in log and "MB" in log, "the memory cap says why it stopped a kernel"
+
+
+def test_a_lab_that_does_not_exist(graded: tuple[Path, str]) -> None:
+    course, _ = graded
+    done = labs.nbgrader(course, "autograde", "lab9_nope", timeout=120)
+    assert done.returncode != 0
+    assert "lab9_nope" in done.stdout + done.stderr
