@@ -89,3 +89,80 @@ def table(results: list[Result]) -> str:
         verdict = "yes" if r.within_budget else ("FAILED TO RUN" if not r.ok else "NO")
         lines.append(f"| {r.notebook} | {r.seconds:.1f} | {r.peak_mb:.0f} | {verdict} |")
     return "\n".join(lines)
+
+
+def grade_throughput(course: Path, lab: str, config: Path, n: int = 20, workers: int = 2) -> dict[str, float]:
+    """Autograde ``n`` synthetic submissions of ``lab`` with ``workers`` nbgrader processes at once.
+
+    The mix: 40 % reference solutions, 30 % partial (first solution cell only), 20 % untouched
+    releases, 10 % not valid JSON. Returns submissions per minute, wall time and peak memory.
+    """
+    import nbformat
+
+    from coursekit import labs
+
+    scratch = labs.scratch_course(course, config, [lab], Path(tempfile.mkdtemp(prefix="coursekit-grade-")))
+    done = labs.nbgrader(scratch, "generate_assignment", lab, "--force")
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    source = nbformat.read(scratch / "source" / lab / f"{lab}.ipynb", as_version=4)
+    release = scratch / "release" / lab
+    solutions = [c for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    for i in range(n):
+        student = f"w{i % workers}_s{i:03d}"
+        folder = scratch / "submitted" / student / lab
+        shutil.copytree(release, folder)
+        target = folder / f"{lab}.ipynb"
+        kind = ("reference", "reference", "reference", "reference", "partial", "partial", "partial",
+                "untouched", "untouched", "broken")[i % 10]
+        if kind == "broken":
+            target.write_text("{ not a notebook")
+            continue
+        nb = nbformat.read(target, as_version=4)
+        fill = solutions if kind == "reference" else solutions[:1] if kind == "partial" else []
+        by_id = {c.metadata["nbgrader"]["grade_id"]: c.source for c in fill}
+        for cell in nb.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id in by_id:
+                cell.source = by_id[grade_id]
+        nbformat.write(nb, target)
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
+        for i in range(n):
+            gb.update_or_create_student(f"w{i % workers}_s{i:03d}")
+    start = time.monotonic()
+    procs = [psutil.Popen([sys.executable, "-m", "nbgrader", "autograde", lab, f"--student=w{k}_*"], cwd=scratch,
+                          env=labs.venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for k in range(workers)]
+    peak = 0
+    while any(p.poll() is None for p in procs):
+        total = 0
+        for p in procs:
+            if p.poll() is None:
+                total += _tree_rss(p) + _own_rss(p)
+        peak = max(peak, total)
+        time.sleep(0.25)
+    seconds = time.monotonic() - start
+    with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
+        graded = sum(1 for i in range(n) if _has_submission(gb, lab, f"w{i % workers}_s{i:03d}"))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {"submissions": n, "in_gradebook": graded, "workers": workers, "seconds": seconds,
+            "per_minute": n / seconds * 60, "peak_mb": peak / 2**20}
+
+
+def _own_rss(proc: psutil.Process) -> int:
+    try:
+        return proc.memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+def _has_submission(gb: object, lab: str, student: str) -> bool:
+    from nbgrader.api import MissingEntry
+
+    try:
+        gb.find_submission(lab, student)  # type: ignore[attr-defined]
+    except MissingEntry:
+        return False
+    return True

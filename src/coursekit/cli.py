@@ -1,4 +1,4 @@
-"""The ``coursekit`` command: doctor, start, stop, status, fetch-jars, clean, release, bench."""
+"""The ``coursekit`` command: doctor, start, stop, status, fetch-jars, clean, release, bench, grade-bench."""
 
 from __future__ import annotations
 
@@ -121,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="execute notebooks; print wall time and peak memory against the budgets")
     bench.add_argument("paths", nargs="*", type=Path)
     bench.add_argument("--warm", action="store_true", help="keep the Kafka broker running between notebooks")
+    grade = sub.add_parser("grade-bench", help="autograde N synthetic lab submissions; print throughput and memory")
+    grade.add_argument("--lab", default="lab2_realtime_orders")
+    grade.add_argument("-n", type=int, default=20, help="number of submissions (default 20)")
+    grade.add_argument("--workers", type=int, default=2, help="nbgrader processes at once (default 2)")
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
@@ -161,6 +165,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "bench":
         return _bench(args.paths, warm=args.warm)
+    if args.command == "grade-bench":
+        from coursekit import bench, labs
+
+        kafka.bootstrap_servers()  # start the broker first, so it is not counted as a submission's
+        root = Path.cwd()
+        figures = bench.grade_throughput(root, args.lab, root / labs.CONFIG, args.n, args.workers)
+        print(" | ".join(f"{k}: {v:.1f}" if isinstance(v, float) else f"{k}: {v}" for k, v in figures.items()))
+        return 0 if figures["in_gradebook"] == figures["submissions"] else 1
     raise AssertionError(args.command)
 
 
