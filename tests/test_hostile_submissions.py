@@ -35,6 +35,9 @@ SUBMISSIONS = {
     "kills_kernel": {"solution": "import os\nos._exit(3)\n" + GOOD},
     "memory_bomb": {"solution": "hog = []\nwhile True:\n    hog.append(bytearray(64 * 2**20))\n" + GOOD},
     "huge_output": {"solution": GOOD + "\nfor i in range(200_000):\n    print('spam', i)\n"},
+    "warns_but_correct": {"solution": GOOD.replace(
+        "    return dict(counts)",
+        "    import warnings\n    warnings.warn('a library deprecation', FutureWarning)\n    return dict(counts)")},
     "edited_tests": {"solution": WRONG, "tests": "print('all tests passed')\n"},
     "deleted_tests": {"solution": WRONG, "delete_tests": True},
     "edited_metadata": {"solution": WRONG, "metadata": True},
@@ -114,6 +117,10 @@ def test_huge_output_and_late_loops_keep_their_honest_score(graded: tuple[Path, 
     course, _ = graded
     assert _scores(course)["loop_after_a_correct_answer"] == 2, "the function was defined before the loop"
     assert _scores(course)["huge_output"] == 2
+    assert _scores(course)["warns_but_correct"] == 2, "a warning on stderr is not a failed test"
+    warned = nbformat.read(course / "autograded" / "warns_but_correct" / LAB / f"{LAB}.ipynb", as_version=4)
+    texts = [o.get("text", "") for c in warned.cells for o in c.get("outputs", [])]
+    assert any("[stderr]" in t and "FutureWarning" in t for t in texts), "the warning is kept, marked, as output"
     nb = nbformat.read(course / "autograded" / "huge_output" / LAB / f"{LAB}.ipynb", as_version=4)
     printed = sum(len(o.get("text", "").splitlines()) for c in nb.cells for o in c.get("outputs", []))
     assert printed <= 1100, "output is cut to LimitOutput.max_lines"
