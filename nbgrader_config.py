@@ -8,7 +8,7 @@ system-wide config; see docs/instructor_guide.md.
 import os
 from pathlib import Path
 
-from coursekit.grading import GRADER_KERNEL, jupyter_data_dir
+from coursekit.grading import COURSE_ENV, GRADER_KERNEL, jupyter_data_dir
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
@@ -24,8 +24,11 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 
 # Execution: Spark and Kafka start-up takes tens of seconds, so a cell gets 120 s; an endless loop
 # costs at most that. Autograding runs each submission in the course's grader kernel, which is
-# killed when its process tree passes COURSEKIT_GRADER_MEMORY_MB (default 1400).
+# killed when its process tree passes COURSEKIT_GRADER_MEMORY_MB (default 1400), and cannot see
+# source/, the gradebook or other submissions (coursekit.grading).
 os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (jupyter_data_dir(), os.environ.get("JUPYTER_PATH")) if p)
+# the grader kernel hides this directory's solutions, hidden tests and gradebook from submissions
+os.environ[COURSE_ENV] = str(Path(__file__).resolve().parent)
 c.ExecutePreprocessor.timeout = 120
 c.ExecutePreprocessor.interrupt_on_timeout = True
 c.ExecutePreprocessor.startup_timeout = 120

@@ -41,6 +41,17 @@ SUBMISSIONS = {
     "edited_tests": {"solution": WRONG, "tests": "print('all tests passed')\n"},
     "deleted_tests": {"solution": WRONG, "delete_tests": True},
     "edited_metadata": {"solution": WRONG, "metadata": True},
+    "reads_the_source": {"solution": (
+        "import json, pathlib\n"
+        "root = pathlib.Path.cwd().parents[2]   # autograded/<student>/<lab> -> the course directory\n"
+        "cells = json.loads((root / 'source' / 'lab0_fixture' / 'lab0_fixture.ipynb').read_text())['cells']\n"
+        "exec(''.join(next(c['source'] for c in cells\n"
+        "                  if c['metadata'].get('nbgrader', {}).get('grade_id') == 'part-a-solution')))\n")},
+    # scores only if it can read the gradebook (where the hidden tests are stored)
+    "reads_the_gradebook": {"solution": (
+        "import pathlib\n"
+        "header = (pathlib.Path.cwd().parents[2] / 'gradebook.db').read_bytes()[:15]\n"
+        "if header == b'SQLite format 3':\n" + "".join("    " + line + "\n" for line in GOOD.strip().splitlines()))},
     "patched_helpers": {"solution": WRONG + (
         "\nimport coursekit.data as _d\n_d.order_events = lambda *a, **k: EVENTS\n"
         "import pandas as _pd\n_real = _pd.DataFrame.groupby\n")},
@@ -106,8 +117,9 @@ def test_the_good_submission_is_graded_right(graded: tuple[Path, str]) -> None:
     assert _scores(course)["good"] == 2
 
 
-@pytest.mark.parametrize("name", ["endless_loop", "kills_kernel", "memory_bomb", "edited_tests",
-                                  "deleted_tests", "edited_metadata", "patched_helpers", "not_json", "renamed"])
+@pytest.mark.parametrize("name", ["endless_loop", "kills_kernel", "memory_bomb", "edited_tests", "deleted_tests",
+                                  "edited_metadata", "patched_helpers", "reads_the_source", "reads_the_gradebook",
+                                  "not_json", "renamed"])
 def test_bad_submissions_get_no_points(graded: tuple[Path, str], name: str) -> None:
     course, _ = graded
     assert _scores(course).get(name) in (0, None), f"{name} scored"

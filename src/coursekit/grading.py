@@ -7,7 +7,9 @@
   removes their code, and replaces the traceback of a failing hidden test (which quotes that code)
   with a plain sentence.
 * :func:`grader_kernel` (``python -m coursekit.grading``): the kernel that autograding runs, with a
-  memory cap on its whole process tree, so that one submission cannot take the machine down.
+  memory cap on its whole process tree, so that one submission cannot take the machine down, and
+  (on Linux) in private namespaces where ``source/``, the gradebook, ``tests/``, ``.git`` and the
+  other students' folders are hidden, so that a submission cannot read solutions or hidden tests.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from nbformat import NotebookNode
@@ -101,8 +104,60 @@ def _watch_memory(limit_bytes: int, interval: float = 0.25) -> None:
         time.sleep(interval)
 
 
+COURSE_ENV = "COURSEKIT_GRADER_COURSE_ROOT"
+_ISOLATED_ENV = "COURSEKIT_GRADER_ISOLATED"
+# what a submission's kernel may see of the course directory: its own autograded folder, and the
+# environment it runs in; source/, the gradebook, other submissions, tests/ and .git are hidden
+_VISIBLE = {"autograded", "src", ".venv"}
+
+
+def _hiding_commands(root: Path, cwd: Path) -> list[str]:
+    """Shell commands that hide the course directory's secrets inside a private mount namespace."""
+    import shlex
+
+    hide: list[Path] = [p for p in root.iterdir() if p.name not in _VISIBLE]
+    graded = root / "autograded"
+    if graded.is_dir() and graded in cwd.parents:
+        own = cwd.relative_to(graded).parts[0]
+        hide += [p for p in graded.iterdir() if p.name != own]
+    commands = []
+    for path in hide:
+        quoted = shlex.quote(str(path))
+        if path.is_dir() and not path.is_symlink():
+            commands.append(f"mount -t tmpfs -o ro,size=4k coursekit-hidden {quoted}")
+        elif path.is_file():
+            commands.append(f"mount --bind /dev/null {quoted}")
+    return commands
+
+
+def _isolate(root: Path) -> None:
+    """Re-run this kernel inside user+mount namespaces that hide the course's secrets.
+
+    The hiding mounts are made in one namespace and the kernel runs in a nested one, where they are
+    locked: code in the kernel cannot unmount them. Where namespaces are not available (macOS, a
+    locked-down container) the kernel runs unisolated and says so in the grader's log.
+    """
+    import shutil
+    import subprocess
+
+    unshare = shutil.which("unshare")
+    probe = [unshare, "--user", "--map-root-user", "--mount", "true"] if unshare else None
+    if probe is None or subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+        sys.__stderr__.write("coursekit grader: user namespaces unavailable; the kernel is not isolated "
+                             "from the course directory\n")
+        return
+    commands = _hiding_commands(root, Path.cwd())
+    script = " && ".join([*commands, 'exec unshare --user --map-root-user --mount "$@"'])
+    env = {**os.environ, _ISOLATED_ENV: "1"}
+    os.execvpe(unshare, [unshare, "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh",  # noqa: S606
+                         sys.executable, "-m", "coursekit.grading", *sys.argv[1:]], env)
+
+
 def grader_kernel() -> None:
-    """Start an IPython kernel whose process tree is killed when it exceeds the memory cap."""
+    """Start an IPython kernel, isolated from the course directory and capped in memory."""
+    root = os.environ.get(COURSE_ENV)
+    if root and os.environ.get(_ISOLATED_ENV) != "1" and sys.platform.startswith("linux"):
+        _isolate(Path(root))
     limit_mb = int(os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_MB))
     threading.Thread(target=_watch_memory, args=(limit_mb * 2**20,), daemon=True, name="memory-cap").start()
     from ipykernel.kernelapp import launch_new_instance
