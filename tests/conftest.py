@@ -28,7 +28,7 @@ def free_port_pair() -> int:
     rng = random.Random()
     for _ in range(200):
         port = rng.randrange(20000, 32000)
-        if kafka._port_free(port) and kafka._port_free(port + 1):
+        if kafka.port_free(port) and kafka.port_free(port + 1):
             return port
     raise RuntimeError("no two consecutive free ports in 20000-32000")
 

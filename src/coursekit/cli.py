@@ -62,7 +62,7 @@ def _check_kafka() -> tuple[bool, str, str]:
     from coursekit.config import env_int
 
     port = env_int(kafka.PORT_ENV, kafka.DEFAULT_PORT)
-    busy = [p for p in (port, port + 1) if not kafka._port_free(p)]
+    busy = [p for p in (port, port + 1) if not kafka.port_free(p)]
     if busy:
         return (False, f"port(s) {', '.join(map(str, busy))} taken by another program",
                 f"free them or set {kafka.PORT_ENV} to another port")

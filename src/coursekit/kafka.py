@@ -20,9 +20,11 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -78,7 +80,8 @@ def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     return False
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """True when nothing listens on ``port`` of 127.0.0.1 (as the broker would bind it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # the JVM listens with SO_REUSEADDR, so connections left in TIME_WAIT do not block it
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -193,7 +196,7 @@ def start(timeout: float = START_TIMEOUT) -> Broker:
         port = env_int(PORT_ENV, DEFAULT_PORT)
         controller_port = port + 1
         for needed in (port, controller_port):
-            if not _port_free(needed):
+            if not port_free(needed):
                 raise PortInUse(
                     f"port {needed} on {HOST} is in use by another program, so the embedded Kafka broker "
                     f"cannot listen there",
@@ -247,8 +250,6 @@ print(child.pid)
 
 def _launch_detached(cmd: list[str], log: Path, cwd: Path) -> int:
     """Start ``cmd`` as a daemon (not our child: no zombie when it dies, outlives the kernel); its pid."""
-    import sys
-
     done = subprocess.run([sys.executable, "-c", _LAUNCHER, str(log), str(cwd), *cmd], capture_output=True,
                           text=True, timeout=60, check=True)
     return int(done.stdout.strip())
@@ -305,8 +306,6 @@ def stop() -> bool:
 
 def reset() -> None:
     """Stop the embedded broker and delete its topics and data (a fresh, empty cluster next start)."""
-    import shutil
-
     stop()
     shutil.rmtree(_home() / "data", ignore_errors=True)
     (_home() / "cluster.id").unlink(missing_ok=True)
