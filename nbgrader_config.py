@@ -36,9 +36,14 @@ c.Execute.kernel_name = GRADER_KERNEL
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
 
-# A test cell fails when it raises, not when a library prints a warning (coursekit.grading).
+# Hidden tests are judged in this process, not in the submission's kernel: their inputs are prepared
+# before execution and what the kernel reports is checked right after it, before output is cut
+# (graders/<lab>.py, coursekit.hidden). A test cell fails when it raises, not when a library prints
+# a warning (coursekit.grading).
 c.Autograde.autograde_preprocessors = [
+    "coursekit.grading.PrepareHiddenTests",
     "nbgrader.preprocessors.Execute",
+    "coursekit.grading.VerifyHiddenTests",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

@@ -7,6 +7,7 @@ Built from the release notebook of the lab-shaped fixture (2 autograded points),
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import nbformat
@@ -28,6 +29,53 @@ WRONG = '''
 def tumbling_counts(events, width_s):
     return {"2026-11-02T09:00:00Z": 2, "2026-11-02T09:01:00Z": 1}   # hard-coded for the sample
 '''
+# In-process tampering, each 0 when the grader judges the hidden tests. Swallowing errors (and forging the
+# report on top of it) scores 2 when they are judged inside the kernel (test_in_kernel_hidden_tests_would_be_fooled);
+# the always-equal object is stopped by the JSON round trip of the returned value, in either place.
+SWALLOWS_ERRORS = WRONG + '''
+import ast
+
+class _Swallow(ast.NodeTransformer):   # wrap every later cell in try/except: no test can fail
+    def visit_Module(self, node):
+        handler = ast.ExceptHandler(type=ast.Name("BaseException", ast.Load()), name=None, body=[ast.Pass()])
+        node.body = [ast.Try(body=node.body or [ast.Pass()], handlers=[handler], orelse=[], finalbody=[])]
+        return ast.fix_missing_locations(node)
+
+get_ipython().ast_transformers.append(_Swallow())
+'''
+ALWAYS_EQUAL = '''
+class _Yes(dict):   # a dict that equals everything
+    def __eq__(self, other):
+        return True
+    def __ne__(self, other):
+        return False
+    def __getitem__(self, key):
+        return 2
+    def values(self):
+        return [len(EVENTS)]
+
+def tumbling_counts(events, width_s):
+    return _Yes()
+'''
+FORGES_THE_REPORT = SWALLOWS_ERRORS + '''
+import re
+from IPython.display import display
+import coursekit.hidden
+
+coursekit.hidden.report = lambda token, value: None
+def _forge(info):
+    for token in re.findall(r"_coursekit_report\\(\'([0-9a-f]+)\'", info.raw_cell or ""):
+        display({coursekit.hidden.MIME: {"token": token, "value": {"__pairs__": [["2026-11-02T09:00:00Z", 3]]}}},
+                raw=True)
+get_ipython().events.register("pre_run_cell", _forge)
+'''
+DAEMON = '''
+import subprocess, sys
+subprocess.Popen([sys.executable, "-c", "import pathlib, time\\n"
+                  "while True:\\n    pathlib.Path(HEARTBEAT).write_text(str(time.time()))\\n    time.sleep(0.2)"],
+                 start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+'''
+TAMPERING = ["swallows_errors", "always_equal", "forges_the_report"]
 SUBMISSIONS = {
     "good": {"solution": GOOD},
     "endless_loop": {"solution": "while True:\n    pass\n" + GOOD},
@@ -52,6 +100,11 @@ SUBMISSIONS = {
         "import pathlib\n"
         "header = (pathlib.Path.cwd().parents[2] / 'gradebook.db').read_bytes()[:15]\n"
         "if header == b'SQLite format 3':\n" + "".join("    " + line + "\n" for line in GOOD.strip().splitlines()))},
+    "swallows_errors": {"solution": SWALLOWS_ERRORS},
+    "always_equal": {"solution": ALWAYS_EQUAL},
+    "forges_the_report": {"solution": FORGES_THE_REPORT},
+    # honest 2, and the process it leaves behind must not outlive its kernel
+    "leaves_a_daemon": {"solution": GOOD + DAEMON},
     "patched_helpers": {"solution": WRONG + (
         "\nimport coursekit.data as _d\n_d.order_events = lambda *a, **k: EVENTS\n"
         "import pandas as _pd\n_real = _pd.DataFrame.groupby\n")},
@@ -80,14 +133,26 @@ def _build(release: Path, spec: dict[str, object]) -> nbformat.NotebookNode:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    course = labs.scratch_course(FIXTURE_COURSE, ROOT / labs.CONFIG, [LAB], tmp_path_factory.mktemp("hostile"))
+def heartbeat(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A file outside the course directory that the daemon of ``leaves_a_daemon`` keeps touching."""
+    return tmp_path_factory.mktemp("outside") / "heartbeat"
+
+
+def _submit(course: Path, submissions: dict[str, dict[str, object]], heartbeat: Path) -> None:
     assert labs.nbgrader(course, "generate_assignment", LAB, "--force").returncode == 0
     release = course / "release" / LAB
-    for name, spec in SUBMISSIONS.items():
+    for name, spec in submissions.items():
         folder = course / "submitted" / name / LAB
         shutil.copytree(release, folder)
+        spec = {**spec, "solution": str(spec["solution"]).replace("HEARTBEAT", repr(str(heartbeat)))}
         nbformat.write(_build(release / f"{LAB}.ipynb", spec), folder / f"{LAB}.ipynb")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory, heartbeat: Path) -> tuple[Path, str]:
+    course = labs.scratch_course(FIXTURE_COURSE, ROOT / labs.CONFIG, [LAB], tmp_path_factory.mktemp("hostile"))
+    _submit(course, SUBMISSIONS, heartbeat)
+    release = course / "release" / LAB
     broken = course / "submitted" / "not_json" / LAB
     shutil.copytree(release, broken)
     (broken / f"{LAB}.ipynb").write_text('{"cells": [ this is not JSON')
@@ -119,7 +184,7 @@ def test_the_good_submission_is_graded_right(graded: tuple[Path, str]) -> None:
 
 @pytest.mark.parametrize("name", ["endless_loop", "kills_kernel", "memory_bomb", "edited_tests", "deleted_tests",
                                   "edited_metadata", "patched_helpers", "reads_the_source", "reads_the_gradebook",
-                                  "not_json", "renamed"])
+                                  "not_json", "renamed", *TAMPERING])
 def test_bad_submissions_get_no_points(graded: tuple[Path, str], name: str) -> None:
     course, _ = graded
     assert _scores(course).get(name) in (0, None), f"{name} scored"
@@ -150,3 +215,36 @@ def test_a_lab_that_does_not_exist(graded: tuple[Path, str]) -> None:
     done = labs.nbgrader(course, "autograde", "lab9_nope", timeout=120)
     assert done.returncode != 0
     assert "lab9_nope" in done.stdout + done.stderr
+
+
+def test_nothing_a_submission_starts_outlives_its_kernel(graded: tuple[Path, str], heartbeat: Path) -> None:
+    course, _ = graded
+    assert _scores(course)["leaves_a_daemon"] == 2, "starting a process is allowed; the answer is right"
+    assert heartbeat.is_file(), "the daemon ran while the kernel was alive"
+    before = heartbeat.read_text()
+    time.sleep(1.0)
+    assert heartbeat.read_text() == before, "the daemon is still running after its kernel ended"
+
+
+def test_the_log_gives_the_grader_s_reason(graded: tuple[Path, str]) -> None:
+    course, log = graded
+    for name in TAMPERING:
+        assert f"{name}, part-a-tests: hidden tests failed" in log
+    nb = nbformat.read(course / "autograded" / "always_equal" / LAB / f"{LAB}.ipynb", as_version=4)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors and errors[0]["ename"] == "HiddenTestFailed", "the instructor sees why in the autograded notebook"
+
+
+def test_in_kernel_hidden_tests_would_be_fooled(tmp_path: Path, heartbeat: Path) -> None:
+    """Without the grader-side judging and the isolation, the same tampering scores: the tests above are not vacuous."""
+    course = labs.scratch_course(FIXTURE_COURSE, ROOT / labs.CONFIG, [LAB], tmp_path / "course")
+    with (course / labs.CONFIG).open("a") as config:
+        config.write("\n# defences off, for this test only\nos.environ.pop(COURSE_ENV)\n"
+                     "c.Autograde.autograde_preprocessors = [p for p in c.Autograde.autograde_preprocessors\n"
+                     "                                      if 'HiddenTests' not in p]\n")
+    _submit(course, {name: SUBMISSIONS[name] for name in ["good", *TAMPERING]}, heartbeat)
+    labs.nbgrader(course, "autograde", LAB, "--create", timeout=600)
+    scores = _scores(course)
+    assert scores["good"] == 2, "the hidden tests run in the kernel when the grader does not judge them"
+    assert scores["swallows_errors"] == 2 and scores["forges_the_report"] == 2
+    assert scores["always_equal"] == 0, "the returned value is compared as JSON data, not as the kernel's object"

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from coursekit import notebooks
+from coursekit.hidden import GRADERS
 
 CONFIG = "nbgrader_config.py"
 
@@ -27,12 +28,16 @@ def lab_names(course: Path) -> list[str]:
 
 
 def scratch_course(course: Path, config: Path, labs: list[str], into: Path) -> Path:
-    """Copy ``config`` and the sources of ``labs`` into a fresh course directory ``into``."""
+    """Copy ``config``, and the sources and hidden tests of ``labs``, into a fresh course directory ``into``."""
     into.mkdir(parents=True, exist_ok=True)
     shutil.copy(config, into / CONFIG)
     for lab in labs:
         shutil.copytree(course / "source" / lab, into / "source" / lab,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        checks = course / GRADERS / f"{lab}.py"
+        if checks.is_file():
+            (into / GRADERS).mkdir(exist_ok=True)
+            shutil.copy(checks, into / GRADERS / checks.name)
     return into
 
 

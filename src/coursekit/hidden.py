@@ -1,0 +1,130 @@
+"""Hidden tests that are judged outside the student's kernel.
+
+A submission's code runs in the same Python process as the test cells that follow it, so it can
+replace any function a test calls, return an object whose ``==`` always says yes, swallow the
+exceptions of later cells (``set_custom_exc``) or print what a passing test would print. Nothing a
+test checks *inside* that process can be trusted. So the hidden tests of a lab are split in two:
+
+* the **kernel** only calls the student's code on hidden inputs and reports what it returned, as
+  JSON (:func:`report`);
+* the **grader's own process** prepares those inputs (topics, data, from seeds the kernel is never
+  shown), then checks the reported value and whatever the call left behind (records in Kafka,
+  committed offsets, a database file) with its own clients, against a truth it computed itself.
+
+A lab's hidden tests live in ``graders/<lab>.py`` beside ``source/``: never released, hidden from
+the grader kernel, and not copied by nbgrader. For each autograded test cell ``part-x-tests`` the
+module has a function ``part_x_tests(rng)`` that prepares the inputs and returns a :class:`Hidden`.
+In the source notebook, the test cell's hidden block is ``hidden_tests("part-x-tests", globals())``,
+which runs the same prepare-call-verify steps in one kernel (for authors, ``nbgrader validate`` and CI);
+at autograding :class:`coursekit.grading.PrepareHiddenTests` and ``VerifyHiddenTests`` run them split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+MIME = "application/vnd.coursekit.hidden-result+json"
+GRADERS = "graders"
+
+
+@dataclass
+class Hidden:
+    """One test cell's hidden test: what the kernel evaluates, and how the grader checks the result.
+
+    ``call`` is a Python expression evaluated in the notebook's namespace (it calls the student's
+    functions), after the statements ``setup`` (imports, say); ``verify`` receives its value as plain JSON data (dicts with their keys as tuples where
+    they were tuples, lists for tuples and lists) and raises ``AssertionError`` with a reason when it is
+    wrong; ``cleanup`` runs afterwards either way.
+    """
+
+    call: str
+    verify: Callable[[Any], None]
+    setup: str = ""
+    cleanup: Callable[[], None] = field(default=lambda: None)
+
+
+def encode(value: Any) -> Any:
+    """``value`` as JSON data; a mapping becomes ``{"__pairs__": [[key, value], ...]}``."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {"__pairs__": [[encode(k), encode(v)] for k, v in value.items()]}
+    if isinstance(value, list | tuple):
+        return [encode(v) for v in value]
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return encode(value.item())
+    raise TypeError(f"the hidden tests check plain values (dict, list, tuple, str, int, float, bool, None); "
+                    f"your code returned a {type(value).__name__}")
+
+
+def _key(value: Any) -> Any:
+    return tuple(_key(v) for v in value) if isinstance(value, list) else value
+
+
+def decode(data: Any) -> Any:
+    """Plain data from :func:`encode`'s JSON, re-parsed so that nothing of the kernel's objects survives."""
+    def hook(obj: dict[str, Any]) -> Any:
+        if set(obj) == {"__pairs__"} and isinstance(obj["__pairs__"], list):
+            return {_key(pair[0]): pair[1] for pair in obj["__pairs__"] if isinstance(pair, list) and len(pair) == 2}
+        return obj
+
+    return json.loads(json.dumps(data), object_hook=hook)
+
+
+def report(token: str, value: Any) -> None:
+    """Kernel side: publish the value of a hidden call for the grader (one display output)."""
+    from IPython.display import display
+
+    display({MIME: {"token": token, "value": encode(value)}}, raw=True)
+
+
+def seed(*parts: str) -> int:
+    """A reproducible seed for one student's hidden inputs (a regrade sees the same data)."""
+    return int.from_bytes(hashlib.sha256("/".join(parts).encode()).digest()[:8], "big")
+
+
+def load(course_root: Path, lab: str) -> ModuleType | None:
+    """The module ``graders/<lab>.py`` of a course directory, or None when the lab has none."""
+    path = course_root / GRADERS / f"{lab}.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(f"coursekit_graders_{lab}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def checker(module: ModuleType | None, grade_id: str) -> Callable[[random.Random], Hidden] | None:
+    """The function of a graders module that prepares the hidden test of cell ``grade_id``."""
+    return getattr(module, grade_id.replace("-", "_"), None) if module is not None else None
+
+
+def _course_of(cwd: Path) -> tuple[Path, str]:
+    """The course directory and lab of a notebook folder (``source/<lab>``, ``autograded/<student>/<lab>``)."""
+    for folder in cwd.parents:
+        if (folder / GRADERS).is_dir():
+            return folder, cwd.name
+    raise FileNotFoundError(f"no {GRADERS}/ folder above {cwd}: the hidden tests are not readable here")
+
+
+def hidden_tests(grade_id: str, namespace: dict[str, Any]) -> None:
+    """Run a test cell's hidden test in this kernel: prepare, call, verify (the source notebook's way)."""
+    root, lab = _course_of(Path.cwd())
+    make = checker(load(root, lab), grade_id)
+    if make is None:
+        raise LookupError(f"{GRADERS}/{lab}.py has no function {grade_id.replace('-', '_')}")
+    test = make(random.Random(seed("source", lab, grade_id)))
+    try:
+        exec(test.setup, namespace)  # noqa: S102 - the lab author's own code
+        test.verify(decode(encode(eval(test.call, namespace))))  # noqa: S307
+    finally:
+        test.cleanup()
