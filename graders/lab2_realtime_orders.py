@@ -127,11 +127,13 @@ def part_c_tests(rng: random.Random) -> Hidden:
 
     def verify(good: Any) -> None:
         dead = kafka.read_all(dlq, raw=True)
-        assert good == len(events) - len(bad), f"{good!r} well-formed records counted, expected {len(events) - len(bad)}"
+        want = len(events) - len(bad)
+        assert good == want, f"{good!r} well-formed records counted, expected {want}"
         assert sorted(r.value for r in dead) == sorted(payloads[i] for i in bad), (
-            f"the dead-letter topic should hold the {len(bad)} malformed values unchanged; it holds {len(dead)} records")
-        assert sorted((r.value, r.key or "") for r in dead) == sorted((payloads[i], events[i]["order_id"]) for i in bad), \
-            "keep each dead letter's key"
+            f"the dead-letter topic should hold the {len(bad)} malformed values unchanged; "
+            f"it holds {len(dead)} records")
+        keyed = sorted((payloads[i], events[i]["order_id"]) for i in bad)
+        assert sorted((r.value, r.key or "") for r in dead) == keyed, "keep each dead letter's key"
         assert all(dict(r.headers).get("error") for r in dead), 'give every dead letter an "error" header'
 
     return Hidden(call=f"route_malformed({source!r}, {dlq!r}, {group!r})", verify=verify,

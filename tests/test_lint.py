@@ -9,6 +9,7 @@ from conftest import ROOT
 
 
 def test_ruff() -> None:
-    done = subprocess.run([sys.executable, "-m", "ruff", "check", "src", "tests", "notebooks", "authoring", "source"],
+    folders = ["src", "tests", "notebooks", "authoring", "source", "graders"]
+    done = subprocess.run([sys.executable, "-m", "ruff", "check", *folders],
                           cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr

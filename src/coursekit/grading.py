@@ -108,7 +108,8 @@ class PrepareHiddenTests(NbGraderPreprocessor):
             if not _is_test_cell(cell) or make is None or not _HIDDEN_BLOCK.search(cell.source):
                 continue
             try:
-                test = make(random.Random(hidden.seed(info.get("student", ""), info["assignment"], grade_id)))
+                test = make(random.Random(hidden.seed(  # noqa: S311 - data, not secrets
+                    info.get("student", ""), info["assignment"], grade_id)))
             except Exception as exc:
                 raise RuntimeError(f"could not prepare the hidden tests of {grade_id} (a problem of the grading "
                                    f"machine, not of the submission: {exc}); fix it and autograde again") from exc
@@ -117,7 +118,7 @@ class PrepareHiddenTests(NbGraderPreprocessor):
             cell.metadata["coursekit_hidden"] = token
             call = (f"{BEGIN_HIDDEN}\nfrom coursekit.hidden import report as _coursekit_report\n\n{test.setup}\n"
                     f"_coursekit_report({token!r}, {test.call})\n{END_HIDDEN}")
-            cell.source = _HIDDEN_BLOCK.sub(lambda _: call, cell.source, count=1)
+            cell.source = _HIDDEN_BLOCK.sub(lambda _, code=call: code, cell.source, count=1)
         return nb, resources
 
 
@@ -154,8 +155,8 @@ class VerifyHiddenTests(NbGraderPreprocessor):
                 cell.outputs.insert(0, new_output("error", ename="HiddenTestFailed", evalue=reason,
                                                   traceback=[f"HiddenTestFailed: {reason}"]))
         else:
-            cell.outputs.append(new_output("stream", name="stdout",
-                                           text="Hidden tests passed (checked by the grader, outside this kernel).\n"))
+            passed = "Hidden tests passed (checked by the grader, outside this kernel).\n"
+            cell.outputs.append(new_output("stream", name="stdout", text=passed))
         finally:
             test.cleanup()
         return cell, resources
@@ -224,8 +225,9 @@ def _isolate(root: Path) -> None:
     The hiding mounts are made in one namespace and the kernel runs in a nested one, where they are
     locked: code in the kernel cannot unmount them. The kernel is also PID 1 of a PID namespace of its
     own: when it ends, every process it started ends with it (a daemon left behind to disturb the
-    next submission's grading is killed), and it cannot see or signal the grader's processes. Where namespaces are not available (macOS, a
-    locked-down container) the kernel runs unisolated and says so in the grader's log.
+    next submission's grading is killed), and it cannot see or signal the grader's processes.
+    Where namespaces are not available (macOS, a locked-down container) the kernel runs unisolated
+    and says so in the grader's log.
     """
     import shutil
     import subprocess

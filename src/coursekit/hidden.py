@@ -40,9 +40,9 @@ class Hidden:
     """One test cell's hidden test: what the kernel evaluates, and how the grader checks the result.
 
     ``call`` is a Python expression evaluated in the notebook's namespace (it calls the student's
-    functions), after the statements ``setup`` (imports, say); ``verify`` receives its value as plain JSON data (dicts with their keys as tuples where
-    they were tuples, lists for tuples and lists) and raises ``AssertionError`` with a reason when it is
-    wrong; ``cleanup`` runs afterwards either way.
+    functions), after the statements ``setup`` (imports, say). ``verify`` receives its value as plain
+    JSON data (dicts with their keys as tuples where they were tuples, lists for tuples and lists) and
+    raises ``AssertionError`` with a reason when it is wrong. ``cleanup`` runs afterwards either way.
     """
 
     call: str
@@ -73,7 +73,8 @@ def decode(data: Any) -> Any:
     """Plain data from :func:`encode`'s JSON, re-parsed so that nothing of the kernel's objects survives."""
     def hook(obj: dict[str, Any]) -> Any:
         if set(obj) == {"__pairs__"} and isinstance(obj["__pairs__"], list):
-            return {_key(pair[0]): pair[1] for pair in obj["__pairs__"] if isinstance(pair, list) and len(pair) == 2}
+            pairs = [pair for pair in obj["__pairs__"] if isinstance(pair, list) and len(pair) == 2]
+            return {_key(key): value for key, value in pairs}
         return obj
 
     return json.loads(json.dumps(data), object_hook=hook)
@@ -122,7 +123,7 @@ def hidden_tests(grade_id: str, namespace: dict[str, Any]) -> None:
     make = checker(load(root, lab), grade_id)
     if make is None:
         raise LookupError(f"{GRADERS}/{lab}.py has no function {grade_id.replace('-', '_')}")
-    test = make(random.Random(seed("source", lab, grade_id)))
+    test = make(random.Random(seed("source", lab, grade_id)))  # noqa: S311 - test data
     try:
         exec(test.setup, namespace)  # noqa: S102 - the lab author's own code
         test.verify(decode(encode(eval(test.call, namespace))))  # noqa: S307
