@@ -146,6 +146,55 @@ def count_paid(topic, group_id, db_path, max_events=None):
     return len(records)
 ''',
 }
+# Each passes its part's visible tests by tampering inside the kernel, not by doing the work; the hidden
+# tests are judged outside the kernel (graders/lab2_realtime_orders.py), so each part scores 0.
+TAMPERING = {
+    "part-a-solution": '''
+import coursekit.kafka
+
+_sent = {}
+
+def publish_orders(producer, topic, events):
+    _sent[topic] = events                                 # produces nothing ...
+    return len(events)
+
+def _fake_read_all(topic, **kwargs):                      # ... and fakes what the test reads back
+    return [coursekit.kafka.Record(topic, 0, i, e["order_id"], e) for i, e in enumerate(_sent.get(topic, []))]
+
+_real_read_all = kafka.read_all
+coursekit.kafka.read_all = kafka.read_all = _fake_read_all
+''',
+    "part-b-solution": '''
+class _Yes(dict):
+    def __eq__(self, other):
+        return True
+
+class _YesList(list):
+    def __eq__(self, other):
+        return True
+
+def windowed_revenue(topic, group_id, window_s, lateness_s):
+    return _Yes(), _YesList()                              # equal to any expected answer
+''',
+    "part-c-solution": '''
+def route_malformed(topic, dlq_topic, group_id):
+    return sum(1 for r in _real_read_all(topic, raw=True) if data.is_valid_event(r.value))   # no dead letters
+
+sorted = lambda *args, **kwargs: []                       # every comparison of sorted lists now passes
+all = lambda *args: True
+''',
+    "part-d-solution": WRONG["part-d-solution"] + '''
+import ast
+
+class _Swallow(ast.NodeTransformer):                      # no later cell can fail
+    def visit_Module(self, node):
+        handler = ast.ExceptHandler(type=ast.Name("BaseException", ast.Load()), name=None, body=[ast.Pass()])
+        node.body = [ast.Try(body=node.body or [ast.Pass()], handlers=[handler], orelse=[], finalbody=[])]
+        return ast.fix_missing_locations(node)
+
+get_ipython().ast_transformers.append(_Swallow())
+''',
+}
 TESTS = {"part-a-solution": "part-a-tests", "part-b-solution": "part-b-tests",
          "part-c-solution": "part-c-tests", "part-d-solution": "part-d-tests"}
 
@@ -165,7 +214,7 @@ def test_behaviour_is_graded_not_shape(tmp_path: Path) -> None:
 
     scratch = labs.scratch_course(ROOT, ROOT / labs.CONFIG, [LAB], tmp_path / "course")
     assert labs.nbgrader(scratch, "generate_assignment", LAB, "--force").returncode == 0
-    students = {"alternative": ALTERNATIVE, "wrong": WRONG}
+    students = {"alternative": ALTERNATIVE, "wrong": WRONG, "tampering": TAMPERING}
     for student, replacements in students.items():
         folder = scratch / "submitted" / student / LAB
         folder.mkdir(parents=True)
@@ -175,6 +224,12 @@ def test_behaviour_is_graded_not_shape(tmp_path: Path) -> None:
     with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
         alternative = gb.find_submission(LAB, "alternative")
         assert alternative.code_score == alternative.max_code_score, "a correct solution in another style"
-        for test_cell in TESTS.values():
-            grade = gb.find_grade(test_cell, LAB, LAB, "wrong")
-            assert grade.auto_score == 0, f"the wrong solution still scores on {test_cell}"
+        for student in ("wrong", "tampering"):
+            for test_cell in TESTS.values():
+                grade = gb.find_grade(test_cell, LAB, LAB, student)
+                assert grade.auto_score == 0, f"the {student} solution still scores on {test_cell}"
+    graded = nbformat.read(scratch / "autograded" / "tampering" / LAB / f"{LAB}.ipynb", as_version=4)
+    for cell in graded.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in TESTS.values():
+            errors = [o["ename"] for o in cell.outputs if o["output_type"] == "error"]
+            assert errors == ["HiddenTestFailed"], f"only the grader should fail it (the kernel was fooled): {errors}"
