@@ -76,6 +76,7 @@ def test_nothing_secret_reaches_release(course: Path, lab: str) -> None:
             public.append(_REGIONS.sub("", text))
     assert secrets, "a lab has at least one solution region"
     assert "BEGIN SOLUTION" not in released and "HIDDEN TESTS" not in released
+    assert not list((course / "release" / lab).rglob("graders")), "graders/ (hidden tests) is never released"
     visible = "\n".join(public)
     for secret in secrets:
         for line in (s.strip() for s in secret.splitlines()):
