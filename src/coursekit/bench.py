@@ -91,11 +91,12 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def grade_throughput(course: Path, lab: str, config: Path, n: int = 20, workers: int = 2) -> dict[str, float]:
+def grade_throughput(course: Path, lab: str, config: Path, n: int = 20, workers: int = 2) -> dict[str, object]:
     """Autograde ``n`` synthetic submissions of ``lab`` with ``workers`` nbgrader processes at once.
 
     The mix: 40 % reference solutions, 30 % partial (first solution cell only), 20 % untouched
-    releases, 10 % not valid JSON. Returns submissions per minute, wall time and peak memory.
+    releases, 10 % not valid JSON. Returns submissions per minute, wall time, peak memory, and the
+    code scores each kind got (so a run also shows that grading in parallel grades right).
     """
     import nbformat
 
@@ -108,6 +109,7 @@ def grade_throughput(course: Path, lab: str, config: Path, n: int = 20, workers:
     source = nbformat.read(scratch / "source" / lab / f"{lab}.ipynb", as_version=4)
     release = scratch / "release" / lab
     solutions = [c for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    kinds: dict[str, str] = {}
     for i in range(n):
         student = f"w{i % workers}_s{i:03d}"
         folder = scratch / "submitted" / student / lab
@@ -115,6 +117,7 @@ def grade_throughput(course: Path, lab: str, config: Path, n: int = 20, workers:
         target = folder / f"{lab}.ipynb"
         kind = ("reference", "reference", "reference", "reference", "partial", "partial", "partial",
                 "untouched", "untouched", "broken")[i % 10]
+        kinds[student] = kind
         if kind == "broken":
             target.write_text("{ not a notebook")
             continue
@@ -144,11 +147,19 @@ def grade_throughput(course: Path, lab: str, config: Path, n: int = 20, workers:
         peak = max(peak, total)
         time.sleep(0.25)
     seconds = time.monotonic() - start
+    scores: dict[str, list[float | None]] = {kind: [] for kind in dict.fromkeys(kinds.values())}
     with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
-        graded = sum(1 for i in range(n) if _has_submission(gb, lab, f"w{i % workers}_s{i:03d}"))
+        full = gb.find_assignment(lab).max_code_score
+        for student, kind in kinds.items():
+            scores[kind].append(_code_score(gb, lab, student))
+    expected = {"reference": {full}, "untouched": {0}, "broken": {None}}
+    right = all(set(scores.get(kind, [])) <= want for kind, want in expected.items()) and all(
+        score is not None and 0 < score < full for score in scores.get("partial", []))
     shutil.rmtree(scratch, ignore_errors=True)
-    return {"submissions": n, "in_gradebook": graded, "workers": workers, "seconds": seconds,
-            "per_minute": n / seconds * 60, "peak_mb": peak / 2**20}
+    graded = sum(1 for kind in scores.values() for score in kind if score is not None)
+    return {"submissions": n, "graded": graded, "workers": workers, "seconds": seconds,
+            "per_minute": n / seconds * 60, "peak_mb": peak / 2**20,
+            "scores": {kind: sorted(set(got), key=str) for kind, got in scores.items()}, "scores_right": right}
 
 
 def _own_rss(proc: psutil.Process) -> int:
@@ -158,11 +169,12 @@ def _own_rss(proc: psutil.Process) -> int:
         return 0
 
 
-def _has_submission(gb: object, lab: str, student: str) -> bool:
+def _code_score(gb: object, lab: str, student: str) -> float | None:
+    """A submission's autograded score, or None when it was not graded (not a notebook, say)."""
     from nbgrader.api import MissingEntry
 
     try:
-        gb.find_submission(lab, student)  # type: ignore[attr-defined]
+        submission = gb.find_submission(lab, student)  # type: ignore[attr-defined]
     except MissingEntry:
-        return False
-    return True
+        return None
+    return None if not submission.notebooks or submission.notebooks[0].max_code_score == 0 else submission.code_score
