@@ -71,6 +71,7 @@ def _grade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_outputs: Any)
     call = cell.source.split(f"_coursekit_report({token!r}, ")[1].split("\n")[0][:-1]
     cell.outputs = kernel_outputs(token, call)
     nb, _ = grading.VerifyHiddenTests().preprocess(nb, resources)
+    assert nb.cells[0].source == _test_cell([]).source, "the cell is restored as written (nbgrader's checksum)"
     return determine_grade(nb.cells[0])[0], nb.cells[0]
 
 

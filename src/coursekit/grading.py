@@ -85,8 +85,9 @@ class HideHiddenTests(NbGraderPreprocessor):
 
 _HIDDEN_BLOCK = re.compile(rf"^[ \t]*{re.escape(BEGIN_HIDDEN)}[ \t]*$.*?^[ \t]*{re.escape(END_HIDDEN)}[ \t]*$",
                            re.DOTALL | re.MULTILINE)
-# tests prepared by PrepareHiddenTests and not yet verified, by the token put in their cell's metadata
-_PENDING: dict[str, tuple[str, hidden.Hidden]] = {}
+# tests prepared by PrepareHiddenTests and not yet verified, by the token put in their cell's metadata:
+# the cell's grade id, its source as written (restored afterwards, so nbgrader's checksum still matches), the test
+_PENDING: dict[str, tuple[str, str, hidden.Hidden]] = {}
 
 
 class PrepareHiddenTests(NbGraderPreprocessor):
@@ -114,7 +115,7 @@ class PrepareHiddenTests(NbGraderPreprocessor):
                 raise RuntimeError(f"could not prepare the hidden tests of {grade_id} (a problem of the grading "
                                    f"machine, not of the submission: {exc}); fix it and autograde again") from exc
             token = secrets.token_hex(12)
-            _PENDING[token] = (grade_id, test)
+            _PENDING[token] = (grade_id, cell.source, test)
             cell.metadata["coursekit_hidden"] = token
             call = (f"{BEGIN_HIDDEN}\nfrom coursekit.hidden import report as _coursekit_report\n\n{test.setup}\n"
                     f"_coursekit_report({token!r}, {test.call})\n{END_HIDDEN}")
@@ -139,7 +140,7 @@ class VerifyHiddenTests(NbGraderPreprocessor):
             cell.outputs = [o for o in outputs if not any(o is r for r in reports)]
         if token is None:
             return cell, resources
-        grade_id, test = _PENDING.pop(token)
+        grade_id, cell.source, test = _PENDING.pop(token)
         mine = [r["data"][hidden.MIME] for r in reports
                 if isinstance(r["data"][hidden.MIME], dict) and r["data"][hidden.MIME].get("token") == token]
         who = resources.get("nbgrader", {}).get("student", "?")
