@@ -95,6 +95,12 @@ SUBMISSIONS = {
         "cells = json.loads((root / 'source' / 'lab0_fixture' / 'lab0_fixture.ipynb').read_text())['cells']\n"
         "exec(''.join(next(c['source'] for c in cells\n"
         "                  if c['metadata'].get('nbgrader', {}).get('grade_id') == 'part-a-solution')))\n")},
+    # answers right only if it can read graders/ (where the hidden tests are judged from)
+    "reads_the_graders": {"solution": (
+        "import pathlib\n"
+        "if (pathlib.Path.cwd().parents[2] / 'graders' / 'lab0_fixture.py').is_file():\n"
+        + "".join("    " + line + "\n" for line in GOOD.strip().splitlines()) + "else:\n"
+        + "".join("    " + line + "\n" for line in WRONG.strip().splitlines()))},
     # scores only if it can read the gradebook (where the hidden tests are stored)
     "reads_the_gradebook": {"solution": (
         "import pathlib\n"
@@ -184,7 +190,7 @@ def test_the_good_submission_is_graded_right(graded: tuple[Path, str]) -> None:
 
 @pytest.mark.parametrize("name", ["endless_loop", "kills_kernel", "memory_bomb", "edited_tests", "deleted_tests",
                                   "edited_metadata", "patched_helpers", "reads_the_source", "reads_the_gradebook",
-                                  "not_json", "renamed", *TAMPERING])
+                                  "reads_the_graders", "not_json", "renamed", *TAMPERING])
 def test_bad_submissions_get_no_points(graded: tuple[Path, str], name: str) -> None:
     course, _ = graded
     assert _scores(course).get(name) in (0, None), f"{name} scored"
@@ -242,9 +248,10 @@ def test_in_kernel_hidden_tests_would_be_fooled(tmp_path: Path, heartbeat: Path)
         config.write("\n# defences off, for this test only\nos.environ.pop(COURSE_ENV)\n"
                      "c.Autograde.autograde_preprocessors = [p for p in c.Autograde.autograde_preprocessors\n"
                      "                                      if 'HiddenTests' not in p]\n")
-    _submit(course, {name: SUBMISSIONS[name] for name in ["good", *TAMPERING]}, heartbeat)
+    _submit(course, {name: SUBMISSIONS[name] for name in ["good", "reads_the_graders", *TAMPERING]}, heartbeat)
     labs.nbgrader(course, "autograde", LAB, "--create", timeout=600)
     scores = _scores(course)
     assert scores["good"] == 2, "the hidden tests run in the kernel when the grader does not judge them"
     assert scores["swallows_errors"] == 2 and scores["forges_the_report"] == 2
+    assert scores["reads_the_graders"] == 2, "without isolation graders/ is readable"
     assert scores["always_equal"] == 0, "the returned value is compared as JSON data, not as the kernel's object"
