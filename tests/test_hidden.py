@@ -90,7 +90,8 @@ def test_a_right_answer_passes_and_the_report_is_removed(tmp_path: Path, monkeyp
     assert "Hidden tests passed" in cell.outputs[-1]["text"]
 
 
-@pytest.mark.parametrize("case", ["wrong value", "no report", "forged token", "two reports", "partial credit"])
+@pytest.mark.parametrize("case", ["wrong value", "no report", "forged token", "two reports", "partial credit",
+                                  "partial credit, then an error"])
 def test_whatever_the_kernel_prints_a_failed_check_scores_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                case: str) -> None:
     def kernel(token: str, call: str) -> list[Any]:
@@ -103,6 +104,10 @@ def test_whatever_the_kernel_prints_a_failed_check_scores_zero(tmp_path: Path, m
             # nbgrader gives partial credit for a number as a test cell's result
             "partial credit": [new_output("execute_result", data={"text/plain": "2"}, execution_count=1),
                                _report(token, {"n": 0})],
+            # ... even when the kernel's own error comes after the number
+            "partial credit, then an error": [
+                new_output("execute_result", data={"text/plain": "2"}, execution_count=1),
+                new_output("error", ename="AssertionError", evalue="", traceback=[])],
         }[case]
 
     score, cell = _grade(tmp_path, monkeypatch, kernel)

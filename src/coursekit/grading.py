@@ -152,9 +152,9 @@ class VerifyHiddenTests(NbGraderPreprocessor):
         except Exception as exc:  # noqa: BLE001 - whatever the check raises, the cell failed it
             reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, AssertionError) else str(exc)
             self.log.warning("%s, %s: hidden tests failed: %s", who, grade_id, reason or "(no reason given)")
-            if not any(o.get("output_type") == "error" for o in cell.outputs):
-                cell.outputs.insert(0, new_output("error", ename="HiddenTestFailed", evalue=reason,
-                                                  traceback=[f"HiddenTestFailed: {reason}"]))
+            # first, even before the kernel's own error: nbgrader scores the first error or number it meets
+            cell.outputs.insert(0, new_output("error", ename="HiddenTestFailed", evalue=reason,
+                                              traceback=[f"HiddenTestFailed: {reason}"]))
         else:
             passed = "Hidden tests passed (checked by the grader, outside this kernel).\n"
             cell.outputs.append(new_output("stream", name="stdout", text=passed))
