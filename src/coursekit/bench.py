@@ -177,4 +177,4 @@ def _code_score(gb: object, lab: str, student: str) -> float | None:
         submission = gb.find_submission(lab, student)  # type: ignore[attr-defined]
     except MissingEntry:
         return None
-    return None if not submission.notebooks or submission.notebooks[0].max_code_score == 0 else submission.code_score
+    return submission.code_score

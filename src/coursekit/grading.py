@@ -36,6 +36,8 @@ from coursekit import hidden
 
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
+_HIDDEN_BLOCK = re.compile(rf"^[ \t]*{re.escape(BEGIN_HIDDEN)}[ \t]*$.*?^[ \t]*{re.escape(END_HIDDEN)}[ \t]*$",
+                           re.DOTALL | re.MULTILINE)
 MEMORY_ENV = "COURSEKIT_GRADER_MEMORY_MB"
 DEFAULT_MEMORY_MB = 1400
 
@@ -65,16 +67,7 @@ class HideHiddenTests(NbGraderPreprocessor):
                         ) -> tuple[NotebookNode, dict[str, Any]]:
         if cell.cell_type != "code" or BEGIN_HIDDEN not in cell.source:
             return cell, resources
-        kept, hidden = [], False
-        for line in cell.source.splitlines():
-            if line.strip() == BEGIN_HIDDEN:
-                hidden = True
-                kept.append("# (hidden tests: they check your code on other data)")
-            elif line.strip() == END_HIDDEN:
-                hidden = False
-            elif not hidden:
-                kept.append(line)
-        cell.source = "\n".join(kept)
+        cell.source = _HIDDEN_BLOCK.sub("# (hidden tests: they check your code on other data)", cell.source)
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 output["evalue"] = ("a test failed; if the visible tests above pass, a hidden test found a case "
@@ -83,8 +76,6 @@ class HideHiddenTests(NbGraderPreprocessor):
         return cell, resources
 
 
-_HIDDEN_BLOCK = re.compile(rf"^[ \t]*{re.escape(BEGIN_HIDDEN)}[ \t]*$.*?^[ \t]*{re.escape(END_HIDDEN)}[ \t]*$",
-                           re.DOTALL | re.MULTILINE)
 # tests prepared by PrepareHiddenTests and not yet verified, by the token put in their cell's metadata:
 # the cell's grade id, its source as written (restored afterwards, so nbgrader's checksum still matches), the test
 _PENDING: dict[str, tuple[str, str, hidden.Hidden]] = {}
