@@ -25,6 +25,15 @@ def test_broker_starts_once_and_is_reused(isolated_home: Path) -> None:
     assert (isolated_home / "kafka" / "data" / "meta.properties").is_file(), "KRaft storage is formatted"
 
 
+def test_a_cluster_id_that_looks_like_an_option(isolated_home: Path) -> None:
+    """One random cluster id in 64 begins with "-"; the storage tool must not take it for an option."""
+    (isolated_home / "kafka").mkdir(parents=True, exist_ok=True)
+    (isolated_home / "kafka" / "cluster.id").write_text("-" + "A" * 21)
+    kafka.start()
+    assert (isolated_home / "kafka" / "data" / "meta.properties").is_file(), "KRaft storage is formatted"
+    assert kafka.stop() is True
+
+
 def test_concurrent_starts_make_one_broker(isolated_home: Path) -> None:
     code = "from coursekit import kafka; print(kafka.start().pid)"
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]

@@ -131,6 +131,7 @@ def _start_lock() -> Iterator[None]:
 
 
 def _cluster_id() -> str:
+    """This broker's KRaft cluster id: 22 characters of URL-safe base64, which may begin with "-"."""
     path = _home() / "cluster.id"
     if not path.is_file():
         path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
@@ -214,8 +215,8 @@ def start(timeout: float = START_TIMEOUT) -> Broker:
         out = logs / "stdout.log"
         if not (data / "meta.properties").is_file():
             formatted = subprocess.run(
-                _java_command(java, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props),
-                              "--ignore-formatted"),
+                _java_command(java, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
+                              "-c", str(props), "--ignore-formatted"),
                 capture_output=True, text=True, timeout=120, check=False)
             if formatted.returncode != 0:
                 raise EngineFailed(f"formatting the Kafka log directory failed:\n{formatted.stderr[-2000:]}",
