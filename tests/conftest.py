@@ -1,64 +1,198 @@
-"""Shared fixtures: the repo root, an isolated course state, and the shared embedded broker."""
+"""Shared fixtures and the suite's isolation, parallelism and cost table.
+
+* **Isolation.** Each pytest process (each xdist worker) gets a state directory of its own under the
+  system's temp directory and a Kafka port pair of its own, set before any test runs, so every
+  broker, kernel and nbgrader run it starts uses them and never the learner's
+  ``~/.local/share/coursekit`` or a cluster named by ``KAFKA_BOOTSTRAP_SERVERS``. It stops its
+  broker and deletes that directory when it ends. Each test's changes to ``os.environ`` are undone.
+* **Any time zone.** The suite runs in ``Pacific/Chatham`` (UTC+13:45 in December), so code that
+  assumes the machine is on UTC fails here first (``COURSEKIT_TEST_TZ`` picks another zone).
+* **Parallel.** ``-n auto`` (pyproject.toml) runs one worker per core, capped by memory; tests that
+  share an expensive module fixture are one ``xdist_group``; the costliest tests are sent first.
+* **Cost table.** Every run ends with the worker-seconds spent per lesson, per lab and on the rest,
+  and the projection of the whole suite's wall time to the full course (23 lessons, 3 labs).
+"""
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
+import tempfile
+import time
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from coursekit import kafka
-from coursekit.config import state_dir
+from coursekit import kafka, labs
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_COURSE = Path(__file__).resolve().parent / "fixtures" / "course"
+FULL_COURSE = {"lesson": 23, "lab": 3}
+WALL_BUDGET_S = 20 * 60
+TEST_TZ = os.environ.get("COURSEKIT_TEST_TZ", "Pacific/Chatham")
+# what a learner may have set to point the course at their own deployments: never used by the suite
+USER_SETTINGS = (kafka.BOOTSTRAP_ENV, kafka.PORT_ENV, "COURSEKIT_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI",
+                 "FEAST_REPO_PATH", "SPARK_REMOTE", "SPARK_MASTER", "COURSEKIT_NATIVE_LOGS")
 
-# the fixture lab's notebooks are exercised by the nbgrader tests, not collected by nbval
-collect_ignore_glob = ["fixtures/*"]
+# the fixture lab's notebooks are exercised by the nbgrader tests, not collected
+collect_ignore_glob = ["fixtures/*", "lab_cases/*"]
 
 
-def free_port_pair() -> int:
-    """A port p such that p and p + 1 are both free on 127.0.0.1.
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker[2:].isdigit() else 0
 
-    Drawn below Linux's ephemeral range (32768+), so that no client connection grabs it between
-    this check and the broker's bind.
+
+def free_port_pair(lo: int = 28000, hi: int = 32000) -> int:
+    """A port p such that p and p + 1 are both free on 127.0.0.1, drawn from this worker's share of [lo, hi).
+
+    Below Linux's ephemeral range (32768+), so that no client connection grabs it between this check
+    and the broker's bind; each worker draws from its own slice, so two workers never pick the same.
     """
+    slice_size = (hi - lo) // 8
+    start = lo + (_worker_index() % 8) * slice_size
     rng = random.Random()
     for _ in range(200):
-        port = rng.randrange(20000, 32000)
+        port = rng.randrange(start, start + slice_size - 1)
         if kafka.port_free(port) and kafka.port_free(port + 1):
             return port
-    raise RuntimeError("no two consecutive free ports in 20000-32000")
+    raise RuntimeError(f"no two consecutive free ports in {start}-{start + slice_size}")
+
+
+def _isolate() -> Path:
+    for name in USER_SETTINGS:
+        os.environ.pop(name, None)
+    home = Path(tempfile.mkdtemp(prefix=f"coursekit-tests-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"))
+    os.environ["COURSEKIT_HOME"] = str(home)
+    os.environ[kafka.PORT_ENV] = str(free_port_pair(20000, 28000))
+    os.environ["TZ"] = TEST_TZ
+    time.tzset()
+    return home
+
+
+STATE = _isolate()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    kafka.stop()
+    shutil.rmtree(STATE, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """Undo whatever a test (or a library it calls, like MLflow) put in ``os.environ``."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+        time.tzset()
 
 
 @pytest.fixture
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private COURSEKIT_HOME (sharing the fetched jars) with its own Kafka port pair."""
-    jars = state_dir() / "jars"
+    """A private COURSEKIT_HOME with its own Kafka port pair; its broker is stopped afterwards."""
     home = tmp_path / "home"
     home.mkdir()
-    if jars.is_dir():
-        (home / "jars").symlink_to(jars)
     monkeypatch.setenv("COURSEKIT_HOME", str(home))
     monkeypatch.setenv(kafka.PORT_ENV, str(free_port_pair()))
-    monkeypatch.delenv(kafka.BOOTSTRAP_ENV, raising=False)
     yield home
     kafka.stop()
 
 
-# Was the user's shared broker already up when the run began? If not, the run stops the one it
-# started (by the tests or by the notebooks nbval executes) when it ends.
-_BROKER_WAS_RUNNING = bool(os.environ.get(kafka.BOOTSTRAP_ENV)) or kafka.status() is not None
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not _BROKER_WAS_RUNNING:
-        kafka.stop()
-
-
 @pytest.fixture(scope="session")
 def bootstrap() -> str:
-    """The shared broker's bootstrap servers (the embedded broker is started if needed)."""
+    """This worker's broker's bootstrap servers (started if needed)."""
     return kafka.bootstrap_servers()
+
+
+# ---- parallel runs ---------------------------------------------------------------------------------
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """One worker per core, at most 4, and at most one per 3 GB of available memory."""
+    import psutil
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    by_memory = int(psutil.virtual_memory().available / 2**30 // 3)
+    return max(1, min(cores, 4, by_memory))
+
+
+def _unit(item: pytest.Item) -> str:
+    """What a test's time is charged to in the cost table: a lesson, a lab, or the rest."""
+    marker = item.get_closest_marker("cost")
+    if marker is not None:
+        return str(marker.args[0])
+    params = getattr(item, "callspec", None)
+    params = params.params if params is not None else {}
+    if isinstance(params.get("path"), Path) and item.get_closest_marker("notebooks"):
+        path = params["path"]
+        return f"lesson {path.stem}" if path.parent.name == "notebooks" else f"template {path.stem}"
+    if params.get("lab") in _LABS and params.get("course", ROOT) == ROOT and item.get_closest_marker("notebooks"):
+        return f"lab {params['lab']}"
+    return "rest: package, engines, grading machinery"
+
+
+_LABS = set(labs.lab_names(ROOT))
+
+
+def _weight(item: pytest.Item) -> int:
+    """Rough cost, to send the longest tests first (so the last one to finish is short)."""
+    unit = item.user_properties and dict(item.user_properties).get("cost_unit", "")
+    if str(unit).startswith("lab "):
+        return 3
+    if item.get_closest_marker("xdist_group") or item.get_closest_marker("notebooks"):
+        return 2
+    return 1 if item.get_closest_marker("engines") else 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.user_properties.append(("cost_unit", _unit(item)))
+    items.sort(key=_weight, reverse=True)  # stable: collection order within a weight
+
+
+# ---- the cost table ----------------------------------------------------------------------------------
+
+_COSTS: dict[str, float] = defaultdict(float)
+_STARTED = time.monotonic()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    unit = dict(report.user_properties).get("cost_unit")
+    if unit is not None:
+        _COSTS[str(unit)] += report.duration
+
+
+def cost_projection(costs: dict[str, float], wall_s: float) -> tuple[list[str], float]:
+    """The cost table's lines, and the whole suite's wall time projected to the full course."""
+    kinds: dict[str, list[float]] = defaultdict(list)
+    for unit, seconds in costs.items():
+        kinds[unit.split(" ")[0]].append(seconds)
+    total = sum(costs.values()) or 1.0
+    projected = sum(costs.values())
+    for kind, count in FULL_COURSE.items():
+        have = kinds.get(kind, [])
+        if have:
+            projected += (count - len(have)) * sum(have) / len(have)
+    lines = ["| cost unit | worker-seconds |", "|---|---:|"]
+    lines += [f"| {unit} | {seconds:.0f} |" for unit, seconds in sorted(costs.items())]
+    lines.append(f"| **all** ({len(kinds.get('lesson', []))} lessons, {len(kinds.get('lab', []))} labs) "
+                 f"| {total:.0f} |")
+    projected_wall = wall_s * projected / total
+    lines.append(f"wall time {wall_s:.0f} s for {total:.0f} worker-seconds; projected to "
+                 f"{FULL_COURSE['lesson']} lessons and {FULL_COURSE['lab']} labs at today's mean cost each: "
+                 f"{projected:.0f} worker-seconds, {projected_wall:.0f} s wall (budget {WALL_BUDGET_S} s)")
+    return lines, projected_wall
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    if not _COSTS or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    lines, _ = cost_projection(_COSTS, time.monotonic() - _STARTED)
+    terminalreporter.section("cost per lesson and lab")
+    for line in lines:
+        terminalreporter.write_line(line)

@@ -1,7 +1,14 @@
-"""Spark (with its Kafka connector), MLflow and Feast start from Python with their embedded defaults."""
+"""Spark (with its Kafka connector), MLflow and Feast start from Python with their embedded defaults,
+and each switches to a real deployment with its one setting (run here as real local servers)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,13 +16,22 @@ import pandas as pd
 import pytest
 from confluent_kafka import Producer
 
+from conftest import free_port_pair
 from coursekit import data, featurestore, kafka, spark, tracking
+from coursekit.errors import EngineUnreachable
 
 pytestmark = pytest.mark.engines
 
 
-def test_spark_reads_kafka_with_its_connector(bootstrap: str) -> None:
-    topic = kafka.ensure_topic("tests.spark", partitions=2, recreate=True)
+@pytest.fixture
+def local_spark() -> Iterator[None]:
+    """The test's Spark JVM ends with the test, so it holds no memory for the rest of the run."""
+    yield
+    spark.stop()
+
+
+def test_spark_reads_kafka_with_its_connector(bootstrap: str, local_spark: None) -> None:
+    topic = kafka.fresh_topic("tests.spark", partitions=2)
     producer = Producer({"bootstrap.servers": bootstrap})
     events = data.order_events(n_orders=20, seed=3)
     for event in events:
@@ -27,6 +43,76 @@ def test_spark_reads_kafka_with_its_connector(bootstrap: str) -> None:
     assert frame.count() == len(events)
     assert session.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
     assert session.sparkContext.master == "local[2]"
+    kafka.delete_topics([topic])
+
+
+def test_spark_master_variable_picks_the_cluster_manager(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert spark.local_settings()["spark.master"] == "local[2]"
+    monkeypatch.setenv(spark.MASTER_ENV, "spark://spark-master.example:7077")
+    assert spark.local_settings()["spark.master"] == "spark://spark-master.example:7077"
+    assert spark.local_settings(**{"spark.sql.shuffle.partitions": "8"})["spark.sql.shuffle.partitions"] == "8"
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while kafka.port_free(port):
+        assert proc.poll() is None, f"the server exited:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"the server did not listen within {timeout:.0f} s"
+        time.sleep(0.3)
+
+
+def _server(cmd: list[str], port: int, log: Path, timeout: float = 120, **env: str) -> subprocess.Popen[bytes]:
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, **env})
+    try:
+        _wait_for_port(port, proc, timeout, log)
+    except BaseException:
+        _end(proc)
+        raise
+    return proc
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+
+def test_spark_remote_variable_uses_a_spark_connect_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    port = free_port_pair()
+    server = _server([str(home / "bin" / "spark-submit"), "--class",
+                      "org.apache.spark.sql.connect.service.SparkConnectServer", "--master", "local[1]",
+                      "--driver-memory", "512m", "--conf", "spark.ui.enabled=false",
+                      "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
+                      "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+                      "--conf", f"spark.connect.grpc.binding.port={port}"],
+                     port, tmp_path / "connect.log", SPARK_HOME=str(home))
+    try:
+        monkeypatch.setenv(spark.REMOTE_ENV, f"sc://127.0.0.1:{port}")
+        session = spark.session()
+        assert type(session).__module__.startswith("pyspark.sql.connect"), "a Spark Connect session"
+        assert session.range(10).selectExpr("sum(id) AS s").collect()[0]["s"] == 45
+        session.stop()
+    finally:
+        _end(server)
+
+
+def test_an_unreachable_spark_connect_server_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(spark.REMOTE_ENV, f"sc://127.0.0.1:{free_port_pair()}")
+    monkeypatch.setattr(spark, "CONNECT_TIMEOUT", 1.0)
+    started = time.monotonic()
+    with pytest.raises(EngineUnreachable) as err:
+        spark.session()
+    assert time.monotonic() - started < 10, "the client's own retries take minutes: fail fast"
+    assert "unset SPARK_REMOTE" in err.value.fix
 
 
 def test_connector_jars_exclude_what_pyspark_ships() -> None:
@@ -53,9 +139,29 @@ def test_mlflow_tracks_to_sqlite_in_the_state_dir(isolated_home: Path) -> None:
     assert (isolated_home / "mlflow" / "artifacts" / "tests").is_dir(), "artifacts stay in the state dir"
 
 
-def test_tracking_uri_variable_switches_servers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
-    assert tracking.tracking_uri() == "http://mlflow.example:5000"
+def test_tracking_uri_variable_switches_to_a_tracking_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             isolated_home: Path) -> None:
+    import mlflow
+
+    port = free_port_pair()
+    server = _server([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                      "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                      "--artifacts-destination", str(tmp_path / "artifacts")],
+                     port, tmp_path / "mlflow.log", MLFLOW_DISABLE_TELEMETRY="true")
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        assert tracking.configure() == uri
+        assert mlflow.get_tracking_uri() == uri
+        tracking.experiment("tests-server")
+        with mlflow.start_run() as run:
+            mlflow.log_metric("mae", 3.5)
+            mlflow.log_dict({"ok": True}, "check.json")
+        assert mlflow.get_run(run.info.run_id).data.metrics["mae"] == 3.5
+        assert list((tmp_path / "artifacts").rglob("check.json")), "the server decides where artifacts go"
+        assert not (isolated_home / "mlflow" / "mlflow.db").exists(), "nothing went to the embedded store"
+    finally:
+        _end(server)
 
 
 def test_feast_local_store_serves_online_features(isolated_home: Path) -> None:
@@ -78,6 +184,19 @@ def test_feast_local_store_serves_online_features(isolated_home: Path) -> None:
                                        entity_rows=[{"customer_id": "C1"}]).to_dict()
     assert online["spend_7d"] == [pytest.approx(10.5)]
     assert (isolated_home / "feast" / "online_store.db").is_file()
+
+
+def test_feast_repo_variable_opens_that_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "team_repo"
+    repo.mkdir()
+    (repo / "feature_store.yaml").write_text(
+        f"project: team\nprovider: local\nregistry: {tmp_path / 'registry.db'}\n"
+        f"online_store:\n  type: sqlite\n  path: {tmp_path / 'online.db'}\nentity_key_serialization_version: 3\n")
+    monkeypatch.setenv("FEAST_REPO_PATH", str(repo))
+    assert featurestore.repo_path() == repo
+    store = featurestore.feature_store()
+    assert store.project == "team"
+    assert store.list_feature_views() == []
 
 
 def test_feast_repo_variable_must_point_at_a_repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

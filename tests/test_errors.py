@@ -53,7 +53,7 @@ def test_bad_java_home_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
 
 def test_jars_not_fetched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("COURSEKIT_HOME", str(tmp_path))
+    monkeypatch.setenv(jars.JARS_ENV, str(tmp_path))
     with pytest.raises(JarsMissing) as err:
         jars.require("kafka-broker")
     assert "coursekit fetch-jars" in err.value.fix
@@ -62,7 +62,7 @@ def test_jars_not_fetched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 
 def test_no_maven_and_no_jars(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("COURSEKIT_HOME", str(tmp_path))
+    monkeypatch.setenv(jars.JARS_ENV, str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(JarsMissing, match="Maven"):
         jars.fetch("kafka-broker")

@@ -46,12 +46,22 @@ def _lesson() -> nbformat.NotebookNode:
     return new_notebook(cells=[starter, checker, solution])
 
 
-def test_solutions_replace_starters() -> None:
+def test_exercise_cells_are_found_by_their_tags() -> None:
     nb = _lesson()
     found = notebooks.exercises(nb)
-    assert (found["9.1"].starter, found["9.1"].check, found["9.1"].solution) == (0, 1, 2)
-    assert notebooks.with_solutions(nb).cells[0].source == "answer = 6 * 7\n"
-    assert nb.cells[0].source == "answer = None", "the original is untouched"
+    assert (found["9.1"].starter, found["9.1"].check, found["9.1"].solution, found["9.1"].wrong) == (0, 1, 2, None)
+    assert notebooks.solution_code(nb.cells[2].source) == "answer = 6 * 7\n"
+
+
+def test_wrong_answers_say_what_their_check_says() -> None:
+    cell = ("<details><summary>Common mistakes</summary>\n\n**Adding.**\n\n```python\n"
+            "# the check says: multiply\nanswer = 6 + 7\n```\n\n```python\n#  The check says:  not None \n"
+            "answer = None\n```\n</details>")
+    found = notebooks.wrong_answers(cell)
+    assert [w.says for w in found] == ["multiply", "not None"]
+    assert found[0].code == "# the check says: multiply\nanswer = 6 + 7\n"
+    with pytest.raises(ValueError, match="starts with '# the check says"):
+        notebooks.wrong_answers("```python\nanswer = 1\n```")
 
 
 def test_solution_cell_needs_one_code_block() -> None:

@@ -2,6 +2,7 @@
 zero or its honest score with a reason in the log, and tampering never raises a score.
 
 Built from the release notebook of the lab-shaped fixture (2 autograded points), so the batch is quick.
+The same batch proves the fixture's reference solution gets every point and its untouched release none.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from conftest import FIXTURE_COURSE, ROOT
 from coursekit import labs
 
 LAB = "lab0_fixture"
+pytestmark = pytest.mark.notebooks
+BATCH = pytest.mark.xdist_group("hostile")  # the tests that share the module's one autograde run
 GOOD = '''
 def tumbling_counts(events, width_s):
     counts = Counter()
@@ -165,6 +168,8 @@ def graded(tmp_path_factory: pytest.TempPathFactory, heartbeat: Path) -> tuple[P
     renamed = course / "submitted" / "renamed" / LAB
     shutil.copytree(release, renamed)
     (renamed / f"{LAB}.ipynb").rename(renamed / f"{LAB} (1).ipynb")
+    shutil.copytree(release, course / "submitted" / "blank" / LAB)
+    shutil.copytree(course / "source" / LAB, course / "submitted" / "reference" / LAB)
     done = labs.nbgrader(course, "autograde", LAB, "--create", "--ExecutePreprocessor.timeout=15",
                          "--Execute.timeout=15", timeout=900)
     return course, done.stdout + done.stderr
@@ -183,11 +188,26 @@ def _scores(course: Path) -> dict[str, float | None]:
     return result
 
 
+@BATCH
 def test_the_good_submission_is_graded_right(graded: tuple[Path, str]) -> None:
     course, _ = graded
     assert _scores(course)["good"] == 2
 
 
+@BATCH
+def test_reference_gets_every_point_and_blank_none(graded: tuple[Path, str]) -> None:
+    from nbgrader.api import Gradebook
+
+    course, _ = graded
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        reference = gb.find_submission(LAB, "reference")
+        assert reference.max_code_score > 0
+        assert reference.code_score == reference.max_code_score, "the reference must get every autograded point"
+        assert gb.find_submission(LAB, "blank").code_score == 0, "an untouched release must get zero"
+        assert reference.needs_manual_grade, "written answers are left for the instructor"
+
+
+@BATCH
 @pytest.mark.parametrize("name", ["endless_loop", "kills_kernel", "memory_bomb", "edited_tests", "deleted_tests",
                                   "edited_metadata", "patched_helpers", "reads_the_source", "reads_the_gradebook",
                                   "reads_the_graders", "not_json", "renamed", *TAMPERING])
@@ -196,6 +216,7 @@ def test_bad_submissions_get_no_points(graded: tuple[Path, str], name: str) -> N
     assert _scores(course).get(name) in (0, None), f"{name} scored"
 
 
+@BATCH
 def test_huge_output_and_late_loops_keep_their_honest_score(graded: tuple[Path, str]) -> None:
     course, _ = graded
     assert _scores(course)["loop_after_a_correct_answer"] == 2, "the function was defined before the loop"
@@ -209,6 +230,7 @@ def test_huge_output_and_late_loops_keep_their_honest_score(graded: tuple[Path, 
     assert printed <= 1100, "output is cut to LimitOutput.max_lines"
 
 
+@BATCH
 def test_the_log_names_each_failure(graded: tuple[Path, str]) -> None:
     _, log = graded
     for name in ("not_json", "kills_kernel", "renamed"):
@@ -216,6 +238,7 @@ def test_the_log_names_each_failure(graded: tuple[Path, str]) -> None:
     assert "was stopped" in log and "MB" in log, "the memory cap says why it stopped a kernel"
 
 
+@BATCH
 def test_a_lab_that_does_not_exist(graded: tuple[Path, str]) -> None:
     course, _ = graded
     done = labs.nbgrader(course, "autograde", "lab9_nope", timeout=120)
@@ -223,6 +246,7 @@ def test_a_lab_that_does_not_exist(graded: tuple[Path, str]) -> None:
     assert "lab9_nope" in done.stdout + done.stderr
 
 
+@BATCH
 def test_nothing_a_submission_starts_outlives_its_kernel(graded: tuple[Path, str], heartbeat: Path) -> None:
     course, _ = graded
     assert _scores(course)["leaves_a_daemon"] == 2, "starting a process is allowed; the answer is right"
@@ -232,6 +256,7 @@ def test_nothing_a_submission_starts_outlives_its_kernel(graded: tuple[Path, str
     assert heartbeat.read_text() == before, "the daemon is still running after its kernel ended"
 
 
+@BATCH
 def test_the_log_gives_the_grader_s_reason(graded: tuple[Path, str]) -> None:
     course, log = graded
     for name in TAMPERING:

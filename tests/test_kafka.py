@@ -55,7 +55,7 @@ def test_dead_broker_is_restarted(isolated_home: Path) -> None:
 
 
 def test_topics_and_records_round_trip(bootstrap: str) -> None:
-    topic = kafka.ensure_topic("tests.round-trip", partitions=3, recreate=True)
+    topic = kafka.fresh_topic("tests.round-trip", partitions=3)
     assert kafka.ensure_topic(topic, partitions=3) == topic, "ensure_topic is idempotent"
     with pytest.raises(ValueError, match="exists with 3 partitions"):
         kafka.ensure_topic(topic, partitions=2)
@@ -71,6 +71,7 @@ def test_topics_and_records_round_trip(bootstrap: str) -> None:
     assert all(len(parts) == 1 for parts in by_key.values()), "one key, one partition"
     kafka.ensure_topic(topic, partitions=3, recreate=True)
     assert kafka.read_all(topic) == [], "recreate starts the topic empty"
+    kafka.delete_topics([topic])
 
 
 def test_cli_start_prints_bootstrap_last(isolated_home: Path) -> None:
@@ -87,7 +88,7 @@ def test_cli_start_prints_bootstrap_last(isolated_home: Path) -> None:
 
 
 def test_doctor_reports_a_fix_for_each_failure(isolated_home: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-jdk"), "COURSEKIT_HOME": str(tmp_path / "empty")}
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-jdk"), "COURSEKIT_JARS": str(tmp_path / "no-jars")}
     env["PATH"] = f"{Path(sys.executable).parent}:/usr/bin:/bin"
     done = subprocess.run([sys.executable, "-m", "coursekit.cli", "doctor"], capture_output=True, text=True,
                           timeout=60, env=env, check=False)

@@ -91,12 +91,17 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+MIX = ("reference", "partial", "untouched", "broken", "reference", "partial", "reference", "untouched", "partial",
+       "reference")
+
+
 def grade_throughput(course: Path, lab: str, config: Path, n: int = 20, workers: int = 2) -> dict[str, object]:
     """Autograde ``n`` synthetic submissions of ``lab`` with ``workers`` nbgrader processes at once.
 
-    The mix: 40 % reference solutions, 30 % partial (first solution cell only), 20 % untouched
-    releases, 10 % not valid JSON. Returns submissions per minute, wall time, peak memory, and the
-    code scores each kind got (so a run also shows that grading in parallel grades right).
+    The mix (:data:`MIX`, so any four submissions have one of each kind): 40 % reference solutions,
+    30 % partial (first solution cell only), 20 % untouched releases, 10 % not valid JSON. Returns
+    submissions per minute, wall time, peak memory, and the code scores each kind got (so a run also
+    shows that grading in parallel grades right).
     """
     import nbformat
 
@@ -115,8 +120,7 @@ def grade_throughput(course: Path, lab: str, config: Path, n: int = 20, workers:
         folder = scratch / "submitted" / student / lab
         shutil.copytree(release, folder)
         target = folder / f"{lab}.ipynb"
-        kind = ("reference", "reference", "reference", "reference", "partial", "partial", "partial",
-                "untouched", "untouched", "broken")[i % 10]
+        kind = MIX[i % len(MIX)]
         kinds[student] = kind
         if kind == "broken":
             target.write_text("{ not a notebook")
@@ -153,8 +157,11 @@ def grade_throughput(course: Path, lab: str, config: Path, n: int = 20, workers:
         for student, kind in kinds.items():
             scores[kind].append(_code_score(gb, lab, student))
     expected = {"reference": {full}, "untouched": {0}, "broken": {None, 0}}
+    # the first solution cell earns some points, and all of them when it is the lab's only autograded part
+    one_part = sum(1 for c in source.cells if c.metadata.get("nbgrader", {}).get("grade")
+                   and not c.metadata["nbgrader"].get("solution")) == 1
     right = all(set(scores.get(kind, [])) <= want for kind, want in expected.items()) and all(
-        score is not None and 0 < score < full for score in scores.get("partial", []))
+        score is not None and (score == full if one_part else 0 < score < full) for score in scores.get("partial", []))
     shutil.rmtree(scratch, ignore_errors=True)
     graded = sum(1 for kind in scores.values() for score in kind if score is not None)
     return {"submissions": n, "graded": graded, "workers": workers, "seconds": seconds,

@@ -44,7 +44,8 @@ def _check_jars(bundle: str) -> Callable[[], tuple[bool, str, str]]:
     def run() -> tuple[bool, str, str]:
         if jars.is_fetched(bundle):
             return True, f"{len(jars.require(bundle))} jars in {jars.jar_dir(bundle)}", ""
-        return False, f"not fetched into {jars.jar_dir(bundle)}", "run `coursekit fetch-jars`"
+        return False, f"not fetched into {jars.jar_dir(bundle)}", (
+            "run `coursekit fetch-jars` (once per environment: every user of it shares the jars)")
     return run
 
 
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(verb, help=f"{verb} an embedded engine")
         p.add_argument("engine", choices=ENGINES)
     sub.add_parser("status", help="show the embedded engines and the state directory")
-    sub.add_parser("fetch-jars", help="resolve the JVM jars with Maven into the state directory")
+    sub.add_parser("fetch-jars", help="resolve the JVM jars with Maven into the environment (shared by its users)")
     clean = sub.add_parser("clean", help="strip outputs and execution counts from notebooks")
     clean.add_argument("paths", nargs="*", type=Path)
     clean.add_argument("--check", action="store_true", help="only report notebooks that need cleaning")

@@ -1,21 +1,27 @@
 """The JVM jars of the embedded engines, resolved by Maven from pinned poms in this package.
 
-``coursekit fetch-jars`` (run by the setup command) copies each bundle's runtime dependencies
-into ``<state>/jars/<bundle>``; engines only read from there, so nothing is downloaded at run time.
+``coursekit fetch-jars`` (run by the setup command, and by ``postBuild`` on Binder) copies each
+bundle's runtime dependencies into ``<jars>/<bundle>``; engines only read from there, so nothing is
+downloaded at run time. The jars belong to the environment, not to a user: by default they live in
+``<sys.prefix>/share/coursekit/jars`` (the course's ``.venv``, a Binder image, a JupyterHub's shared
+environment), fetched once and used by every user of that environment. ``COURSEKIT_JARS`` names
+another directory (an administrator's choice when the environment is read-only).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
-from coursekit.config import state_dir
 from coursekit.errors import JarsMissing
 
 BUNDLES = ("kafka-broker", "spark-kafka")
+JARS_ENV = "COURSEKIT_JARS"
 _STAMP = ".pom-sha256"
 
 
@@ -29,9 +35,15 @@ def _digest(bundle: str) -> str:
     return hashlib.sha256(_pom_text(bundle).encode()).hexdigest()
 
 
+def jar_root() -> Path:
+    """Where the environment keeps its jars: ``$COURSEKIT_JARS``, else ``<sys.prefix>/share/coursekit/jars``."""
+    configured = os.environ.get(JARS_ENV, "").strip()
+    return Path(configured).expanduser() if configured else Path(sys.prefix) / "share" / "coursekit" / "jars"
+
+
 def jar_dir(bundle: str) -> Path:
     """Return the directory that holds (or will hold) ``bundle``'s jars."""
-    return state_dir() / "jars" / bundle
+    return jar_root() / bundle
 
 
 def is_fetched(bundle: str) -> bool:
@@ -55,7 +67,14 @@ def fetch(bundle: str, *, quiet: bool = True) -> Path:
         )
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise JarsMissing(
+            f"the {bundle} jars cannot be written to {target.parent}: {exc.strerror}",
+            f"run `coursekit fetch-jars` as the environment's owner (an administrator on a shared hub), "
+            f"or set {JARS_ENV} to a directory you can write, and keep it set for every user",
+        ) from exc
     pom = staging / "pom.xml"
     pom.write_text(_pom_text(bundle))
     cmd = [mvn, "-B", "-f", str(pom), "dependency:copy-dependencies",

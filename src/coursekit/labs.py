@@ -48,9 +48,9 @@ def nbgrader(course: Path, *args: str, timeout: float = 600) -> subprocess.Compl
 
 
 def venv_env() -> dict[str, str]:
-    """The environment with this interpreter's ``bin`` first on ``PATH`` (nbgrader runs ``alembic``)."""
+    """A kernel's environment with this interpreter's ``bin`` first on ``PATH`` (nbgrader runs ``alembic``)."""
     bindir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": os.pathsep.join([bindir, os.environ.get("PATH", "")])}
+    return {**notebooks.kernel_environment(), "PATH": os.pathsep.join([bindir, os.environ.get("PATH", "")])}
 
 
 def generate(course: Path, lab: str, config: Path, into: Path) -> Path:

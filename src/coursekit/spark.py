@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from coursekit import jars
 from coursekit.config import engine_dir, quiet_native_output
-from coursekit.errors import EngineFailed
+from coursekit.errors import EngineFailed, EngineUnreachable
 from coursekit.java import log4j2_to_file, require_java
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 REMOTE_ENV = "SPARK_REMOTE"
 MASTER_ENV = "SPARK_MASTER"
 DEFAULT_MASTER = "local[2]"
+DEFAULT_CONNECT_PORT = 15002
+CONNECT_TIMEOUT = 10.0
 DRIVER_MEMORY = "512m"
 
 
@@ -52,25 +54,40 @@ def _artifact(filename: str) -> str:
     return "-".join(parts)
 
 
-def session(app_name: str = "coursekit", **conf: str) -> SparkSession:
-    """Return the course's ``SparkSession`` (created once per kernel); ``conf`` adds Spark settings."""
-    from pyspark.sql import SparkSession
+def _require_reachable(remote: str) -> None:
+    """Fail fast when the Spark Connect server of ``sc://host:port`` does not answer (the client itself
+    retries with back-off for minutes)."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
 
-    remote = os.environ.get(REMOTE_ENV, "").strip()
-    if remote:
-        builder = SparkSession.builder.remote(remote).appName(app_name)
-        for key, value in conf.items():
-            builder = builder.config(key, value)
-        return builder.getOrCreate()
+    if not remote.startswith("sc://"):
+        return  # e.g. "local": pyspark starts a server itself
+    where = urlsplit(remote.split(";")[0])
+    host, port = where.hostname or "localhost", where.port or DEFAULT_CONNECT_PORT
+    timeout = CONNECT_TIMEOUT
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=2):
+                return
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise EngineUnreachable(
+                    f"no Spark Connect server answered at {REMOTE_ENV}={remote} within {timeout:.0f} s ({exc})",
+                    f"check that the server is up and reachable from here, or unset {REMOTE_ENV} to run Spark "
+                    "in this kernel") from exc
+            time.sleep(0.5)
 
-    java = require_java()
-    os.environ.setdefault("JAVA_HOME", str(java.resolve().parent.parent))
+
+def local_settings(**conf: str) -> dict[str, str]:
+    """The Spark settings of the course's driver: ``local[2]`` (or ``$SPARK_MASTER``), small, quiet, UTC."""
     home = engine_dir("spark")
     log4j = home / "log4j2.properties"
     log4j.write_text(log4j2_to_file(home / "spark.log", level="warn"))
     java_opts = (f"-Dlog4j2.configurationFile={log4j} -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k "
                  "-XX:ReservedCodeCacheSize=64m -XX:MaxMetaspaceSize=256m -XX:MaxDirectMemorySize=128m")
-    settings = {
+    return {
         "spark.master": os.environ.get(MASTER_ENV, "").strip() or DEFAULT_MASTER,
         "spark.driver.memory": DRIVER_MEMORY,
         "spark.driver.extraJavaOptions": java_opts,
@@ -87,6 +104,24 @@ def session(app_name: str = "coursekit", **conf: str) -> SparkSession:
         "spark.driver.bindAddress": "127.0.0.1",
         **conf,
     }
+
+
+def session(app_name: str = "coursekit", **conf: str) -> SparkSession:
+    """Return the course's ``SparkSession`` (created once per kernel); ``conf`` adds Spark settings."""
+    from pyspark.sql import SparkSession
+
+    remote = os.environ.get(REMOTE_ENV, "").strip()
+    if remote:
+        _require_reachable(remote)
+        builder = SparkSession.builder.remote(remote).appName(app_name)
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        return builder.getOrCreate()
+
+    java = require_java()
+    os.environ.setdefault("JAVA_HOME", str(java.resolve().parent.parent))
+    home = engine_dir("spark")
+    settings = local_settings(**conf)
     builder = SparkSession.builder.appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
@@ -99,6 +134,27 @@ def session(app_name: str = "coursekit", **conf: str) -> SparkSession:
                            "`coursekit doctor` checks Java and jars") from exc
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def stop() -> None:
+    """Stop the kernel's Spark session and its JVM (a learner frees the memory; tests use it)."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.stop()
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    proc = getattr(gateway, "proc", None)
+    gateway.shutdown()
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+    if proc is not None:  # the JVM exits when its stdin closes (PythonGatewayServer)
+        if proc.stdin is not None:
+            proc.stdin.close()
+        proc.wait(timeout=60)
 
 
 def checkpoint_dir(name: str) -> str:
