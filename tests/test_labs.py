@@ -103,8 +103,8 @@ class Batch:
                                  getattr(self.cases, case.upper())), folder / f"{lab}.ipynb")
         self.log = ok(labs.nbgrader(self.course, "autograde", lab, "--create", timeout=900))
         self.manual()
-        ok(labs.nbgrader(self.course, "generate_feedback", lab, "--student=alice,bob,carol"))
-        ok(labs.nbgrader(self.course, "release_feedback", lab, ex, "--student=alice,bob,carol"))
+        ok(labs.nbgrader(self.course, "generate_feedback", lab))
+        ok(labs.nbgrader(self.course, "release_feedback", lab, ex))
         for name, home in self.homes.items():
             ok(student(home, name, "fetch_feedback", lab, f"--course={COURSE_ID}", ex))
         shutil.rmtree(self.course / "feedback")

@@ -67,3 +67,28 @@ def test_nothing_generated_is_committed() -> None:
            or ".ipynb_checkpoints" in p or "__pycache__" in p or (p.startswith(("autograded/", "submitted/"))
            and not p.endswith(".gitkeep"))]
     assert not bad, f"generated files are committed: {bad}"
+
+
+def test_xdist_groups_keep_a_batch_on_one_worker(tmp_path: Path) -> None:
+    """The lab and hostile batches share one costly module fixture per xdist_group; if pytest-xdist stops
+    grouping (as it does on pytest 9.2, pytest-xdist issue 1386), each worker would pay for it again."""
+    import sys
+
+    (tmp_path / "test_probe.py").write_text(
+        "import os, pytest\n\n"
+        "@pytest.fixture(scope='module')\n"
+        "def batch():\n"
+        "    with open('setups', 'a') as log:\n"
+        "        log.write(os.environ['PYTEST_XDIST_WORKER'] + '\\n')\n\n"
+        "@pytest.mark.xdist_group('batch')\n"
+        "@pytest.mark.parametrize('n', range(6))\n"
+        "def test_grouped(batch, n):\n"
+        "    pass\n\n"
+        "@pytest.mark.parametrize('n', range(6))\n"
+        "def test_free(n):\n"
+        "    pass\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist",
+                           "loadgroup", "-c", "/dev/null", "test_probe.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len((tmp_path / "setups").read_text().split()) == 1, "the group's fixture was set up on several workers"

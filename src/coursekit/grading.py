@@ -171,14 +171,20 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def _watch_memory(limit_bytes: int, interval: float = 0.25) -> None:
+def _watch_memory(limit_bytes: int, log_fd: int, interval: float = 0.25) -> None:
+    """Kill the kernel's process tree once it passes ``limit_bytes``; say why on ``log_fd``.
+
+    ``log_fd`` is a copy of the kernel's stderr taken before ipykernel starts: ipykernel then sends
+    file descriptor 2 into the running cell, and a dying kernel's cell reaches no one, while the
+    copy reaches nbgrader's log, where the instructor reads why the submission stopped.
+    """
     import psutil
 
     me = os.getpid()
     while True:
         if _tree_rss(me) > limit_bytes:
-            sys.__stderr__.write(f"coursekit grader: this notebook's kernel used more than "
-                                 f"{limit_bytes // 2**20} MB and was stopped\n")
+            os.write(log_fd, f"coursekit grader: this notebook's kernel used more than "
+                             f"{limit_bytes // 2**20} MB and was stopped\n".encode())
             for child in psutil.Process(me).children(recursive=True):
                 child.kill()
             os._exit(137)
@@ -255,7 +261,8 @@ def grader_kernel() -> None:
         _use_running_broker()
         _isolate(Path(root))
     limit_mb = int(os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_MB))
-    threading.Thread(target=_watch_memory, args=(limit_mb * 2**20,), daemon=True, name="memory-cap").start()
+    log_fd = os.dup(2)
+    threading.Thread(target=_watch_memory, args=(limit_mb * 2**20, log_fd), daemon=True, name="memory-cap").start()
     from ipykernel.kernelapp import launch_new_instance
 
     launch_new_instance()
