@@ -25,7 +25,7 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # Execution: Spark and Kafka start-up takes tens of seconds, so a cell gets 120 s; an endless loop
 # costs at most that. Autograding runs each submission in the course's grader kernel, which is
 # killed when its process tree passes COURSEKIT_GRADER_MEMORY_MB (default 1400), and cannot see
-# source/, the gradebook or other submissions (coursekit.grading).
+# source/, the gradebook or other submissions (coursekit.graderkernel).
 os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (jupyter_data_dir(), os.environ.get("JUPYTER_PATH")) if p)
 # the grader kernel hides this directory's solutions, hidden tests and gradebook from submissions
 os.environ[COURSE_ENV] = str(Path(__file__).resolve().parent)

@@ -64,6 +64,13 @@ def test_wrong_answers_say_what_their_check_says() -> None:
         notebooks.wrong_answers("```python\nanswer = 1\n```")
 
 
+@pytest.mark.parametrize("fence", ["```py", "```python ", "~~~python", "```"])
+def test_a_block_that_would_be_skipped_is_an_error(fence: str) -> None:
+    cell = f"```python\n# the check says: multiply them\nanswer = 1\n```\n\n{fence}\nanswer = 2\n```"
+    with pytest.raises(ValueError, match="open with exactly"):
+        notebooks.wrong_answers(cell)
+
+
 def test_solution_cell_needs_one_code_block() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         notebooks.solution_code("no code here")

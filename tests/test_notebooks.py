@@ -74,8 +74,12 @@ def test_every_exercise_is_complete(path: Path) -> None:
         assert cell.cell_type == "markdown" and "<details>" in cell.source, "wrong answers are folded in <details>"
         wrong = notebooks.wrong_answers(cell.source)
         assert len(wrong) >= MIN_WRONG_ANSWERS, f"exercise {ex.id} has {len(wrong)} wrong answer(s)"
+        check_source = nb.cells[ex.check].source.lower()
         for number, answer in enumerate(wrong, 1):
             compile(answer.code, f"wrong answer {number} of {ex.id}", "exec")
+            assert len(answer.says.split()) >= 3 and answer.says.lower() in check_source, (
+                f"wrong answer {number} of {ex.id}: '# the check says: {answer.says}' must quote three or more "
+                "words of one of the check's own messages (not 'your code raised ...', which any crash gets)")
 
 
 def test_no_pending_lesson_is_done_already() -> None:
@@ -114,7 +118,8 @@ def test_the_replay_plan() -> None:
     replay = [c.source for c in run.cells[len(nb.cells):] if c.cell_type == "code"]
     assert replay[0] == "data = [1, 2]", "exercise 1 is prepared again"
     assert replay[1:3] == ["# the check says: add them up\ntotal = 2\n", nb.cells[4].source]
-    assert replay[7] == "data = [5]", "exercise 2's preparation is the cell after exercise 1"
+    assert replay[3] == replay[6] == "data = [1, 2]", "and again before each of its cases"
+    assert replay[9] == "data = [5]", "exercise 2's preparation is the cell after exercise 1"
     log = [{"exercise": t.exercise, "passed": t.should_pass, "reason": "add them up"} for t in trials]
     assert notebooks.judge_trials(trials, log) == []
     log[2]["reason"] = "your code raised NameError"

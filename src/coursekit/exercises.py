@@ -1,15 +1,18 @@
 """Self-checks for lesson exercises.
 
-A lesson exercise is three cells, found by their tags:
+A lesson exercise is four cells, found by their tags:
 
 * ``starter:<id>``: code the learner completes; runs without error as shipped;
 * ``check:<id>``: ``with check("<id>"): assert ..., "what is wrong"`` — says in plain words what
   is wrong and never stops Restart & Run All;
-* ``solution:<id>``: a markdown cell with the reference solution folded in ``<details>``.
+* ``solution:<id>``: a markdown cell with the reference solution folded in ``<details>``;
+* ``wrong:<id>``: a markdown cell, folded in ``<details>``, with two or more wrong answers a learner
+  really writes, each a ```python block whose first line is ``# the check says: <words of its message>``.
 
-The test suite swaps each starter for its solution and proves the check passes, and proves an
-untouched starter does not (see :mod:`coursekit.notebooks`). It reads the outcomes from the
-JSON-lines file named by ``COURSEKIT_CHECK_LOG``.
+The test suite runs the lesson as written (every untouched starter must fail its check), then
+replays each exercise with each wrong answer (the check must fail, with those words) and with its
+solution (the check must pass); see :func:`coursekit.notebooks.exercise_trials`. It reads the
+outcomes from the JSON-lines file named by ``COURSEKIT_CHECK_LOG``.
 """
 
 from __future__ import annotations

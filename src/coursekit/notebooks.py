@@ -91,9 +91,20 @@ def exercises(nb: NotebookNode) -> dict[str, Exercise]:
     return found
 
 
+def _code_blocks(markdown: str) -> list[str]:
+    """The ```python blocks of a markdown cell; any other fence is an error, not silently skipped."""
+    markdown = markdown.replace("\r\n", "\n")
+    fences = [line for line in markdown.splitlines() if line.lstrip().startswith(("```", "~~~"))]
+    openings = fences[0::2]
+    if len(fences) % 2 or any(line != "```python" for line in openings):
+        raise ValueError(f"code blocks here open with exactly ```python (alone on its line) and close with ```; "
+                         f"found the fences {fences}")
+    return _CODE_BLOCK.findall(markdown)
+
+
 def solution_code(markdown: str) -> str:
     """The reference solution: the fenced ```python block of a ``solution:`` markdown cell."""
-    blocks = _CODE_BLOCK.findall(markdown)
+    blocks = _code_blocks(markdown)
     if len(blocks) != 1:
         raise ValueError(f"a solution cell needs exactly one ```python block, found {len(blocks)}")
     return blocks[0]
@@ -103,7 +114,7 @@ def wrong_answers(markdown: str) -> list[WrongAnswer]:
     """The wrong answers of a ``wrong:`` markdown cell: each ```python block, whose first line is
     ``# the check says: <words of the check's message>``."""
     found = []
-    for block in _CODE_BLOCK.findall(markdown):
+    for block in _code_blocks(markdown):
         says = _CHECK_SAYS.match(block)
         if says is None:
             raise ValueError("each wrong answer's block starts with '# the check says: <what the check says>'; "
@@ -141,10 +152,13 @@ def exercise_trials(nb: NotebookNode) -> tuple[NotebookNode, list[Trial]]:
     """``nb`` as written, followed by a replay of every exercise; and the check results it must log.
 
     One kernel runs it all: first every cell as written (each untouched starter must fail its check,
-    and nothing may raise, as in a learner's Restart & Run All); then, exercise by exercise, its
-    preparation cells again, each wrong answer followed by the check (it must fail, saying what the
-    wrong answer's ``# the check says:`` line says), and the reference solution followed by the check
-    (it must pass). Solutions stay defined, so a later exercise may build on an earlier one's.
+    and nothing may raise, as in a learner's Restart & Run All); then, exercise by exercise, each wrong
+    answer followed by the check (it must fail, saying what the wrong answer's ``# the check says:``
+    line says), and the reference solution followed by the check (it must pass), each case after the
+    exercise's preparation cells run again (so a wrong answer that mutates the data cannot change the
+    next case's). Data defined before ``## Exercises`` is not prepared again: an exercise's checks
+    should not depend on anything an earlier exercise may change. Solutions stay defined, so a later
+    exercise may build on an earlier one's.
     """
     from nbformat.v4 import new_code_cell, new_markdown_cell
 
@@ -155,14 +169,15 @@ def exercise_trials(nb: NotebookNode) -> tuple[NotebookNode, list[Trial]]:
         if None in (ex.starter, ex.check, ex.solution):
             raise ValueError(f"exercise {ex.id} needs a starter, a check and a solution cell")
         check_source = nb.cells[ex.check].source
+        preparation = [nb.cells[i].source for i in _preparation(nb, found, ex)]
         run.cells.append(new_markdown_cell(f"## Replay of exercise {ex.id}"))
-        run.cells += [new_code_cell(nb.cells[i].source) for i in _preparation(nb, found, ex)]
         wrongs = wrong_answers(nb.cells[ex.wrong].source) if ex.wrong is not None else []
-        for number, wrong in enumerate(wrongs, 1):
-            run.cells += [new_code_cell(wrong.code), new_code_cell(check_source)]
-            trials.append(Trial(ex.id, f"wrong {number}", False, wrong.says))
-        run.cells += [new_code_cell(solution_code(nb.cells[ex.solution].source)), new_code_cell(check_source)]
-        trials.append(Trial(ex.id, "solution", True))
+        cases = [(f"wrong {n}", w.code, False, w.says) for n, w in enumerate(wrongs, 1)]
+        cases.append(("solution", solution_code(nb.cells[ex.solution].source), True, ""))
+        for case, code, should_pass, says in cases:  # each case starts from freshly prepared data
+            run.cells += [*(new_code_cell(source) for source in preparation), new_code_cell(code),
+                          new_code_cell(check_source)]
+            trials.append(Trial(ex.id, case, should_pass, says))
     return run, trials
 
 
