@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_COURSE = Path(__file__).resolve().parent / "fixtures" / "course"
 FULL_COURSE = {"lesson": 23, "lab": 3}
 WALL_BUDGET_S = 20 * 60
+LESSON_BUDGET_S = 60.0
 TEST_TZ = os.environ.get("COURSEKIT_TEST_TZ", "Pacific/Chatham")
 # what a learner may have set to point the course at their own deployments: never used by the suite
 USER_SETTINGS = (kafka.BOOTSTRAP_ENV, kafka.PORT_ENV, "COURSEKIT_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI",
@@ -185,6 +186,11 @@ def cost_projection(costs: dict[str, float], wall_s: float) -> tuple[list[str], 
     lines.append(f"wall time {wall_s:.0f} s for {total:.0f} worker-seconds; projected to "
                  f"{FULL_COURSE['lesson']} lessons and {FULL_COURSE['lab']} labs at today's mean cost each: "
                  f"{projected:.0f} worker-seconds, {projected_wall:.0f} s wall (budget {WALL_BUDGET_S} s)")
+    missing = FULL_COURSE["lesson"] - len(kinds.get("lesson", []))
+    if missing > 0 and kinds.get("lesson"):
+        worst = projected + missing * (LESSON_BUDGET_S - sum(kinds["lesson"]) / len(kinds["lesson"]))
+        lines.append(f"if each lesson still to come took its whole {LESSON_BUDGET_S:.0f} s: "
+                     f"{wall_s * worst / total:.0f} s wall")
     return lines, projected_wall
 
 
