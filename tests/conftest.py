@@ -34,9 +34,10 @@ FULL_COURSE = {"lesson": 23, "lab": 3}
 WALL_BUDGET_S = 20 * 60
 LESSON_BUDGET_S = 60.0
 TEST_TZ = os.environ.get("COURSEKIT_TEST_TZ", "Pacific/Chatham")
-# what a learner may have set to point the course at their own deployments: never used by the suite
-USER_SETTINGS = (kafka.BOOTSTRAP_ENV, kafka.PORT_ENV, "COURSEKIT_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI",
-                 "FEAST_REPO_PATH", "SPARK_REMOTE", "SPARK_MASTER", "COURSEKIT_NATIVE_LOGS")
+# what a learner may have set to point the course (or its engines) at their own deployments or settings:
+# never used by the suite; the jars directory and the suite's own time-zone choice are kept
+USER_PREFIXES = ("KAFKA_", "MLFLOW_", "FEAST_", "SPARK_", "PYSPARK_", "COURSEKIT_")
+KEEP = {"COURSEKIT_JARS", "COURSEKIT_TEST_TZ", "COURSEKIT_VENV"}
 
 # the fixture lab's notebooks are exercised by the nbgrader tests, not collected
 collect_ignore_glob = ["fixtures/*", "lab_cases/*"]
@@ -64,10 +65,16 @@ def free_port_pair(lo: int = 28000, hi: int = 32000) -> int:
 
 
 def _isolate() -> Path:
-    for name in USER_SETTINGS:
-        os.environ.pop(name, None)
+    for name in [n for n in os.environ if n.startswith(USER_PREFIXES) and n not in KEEP]:
+        del os.environ[name]
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     home = Path(tempfile.mkdtemp(prefix=f"coursekit-tests-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"))
     os.environ["COURSEKIT_HOME"] = str(home)
+    # the kernels, nbgrader and Jupyter the suite starts read and write here, not in the learner's home
+    for name, sub in (("IPYTHONDIR", "ipython"), ("JUPYTER_CONFIG_DIR", "jupyter-config"), ("TMPDIR", "tmp"),
+                      ("JUPYTER_DATA_DIR", "jupyter-data"), ("JUPYTER_RUNTIME_DIR", "jupyter-runtime")):
+        (home / sub).mkdir()
+        os.environ[name] = str(home / sub)
     os.environ[kafka.PORT_ENV] = str(free_port_pair(20000, 28000))
     os.environ["TZ"] = TEST_TZ
     time.tzset()
@@ -174,6 +181,9 @@ def cost_projection(costs: dict[str, float], wall_s: float) -> tuple[list[str], 
         kinds[unit.split(" ")[0]].append(seconds)
     total = sum(costs.values()) or 1.0
     projected = sum(costs.values())
+    if not all(kinds.get(kind) for kind in FULL_COURSE):
+        return ([f"| {unit} | {seconds:.0f} |" for unit, seconds in sorted(costs.items())]
+                + [f"wall time {wall_s:.0f} s; not projected: this run measured no lesson or no lab"], 0.0)
     for kind, count in FULL_COURSE.items():
         have = kinds.get(kind, [])
         if have:

@@ -74,21 +74,19 @@ def test_xdist_groups_keep_a_batch_on_one_worker(tmp_path: Path) -> None:
     grouping (as it does on pytest 9.2, pytest-xdist issue 1386), each worker would pay for it again."""
     import sys
 
-    (tmp_path / "test_probe.py").write_text(
+    (tmp_path / "test_probe.py").write_text(  # grouped as tests/test_labs.py groups a lab's batch
         "import os, pytest\n\n"
+        "pytestmark = pytest.mark.parametrize('lab', [pytest.param('lab9', marks=[pytest.mark.xdist_group('lab9')])],\n"
+        "                                     scope='module')\n\n"
         "@pytest.fixture(scope='module')\n"
-        "def batch():\n"
+        "def batch(lab):\n"
         "    with open('setups', 'a') as log:\n"
         "        log.write(os.environ['PYTEST_XDIST_WORKER'] + '\\n')\n\n"
-        "@pytest.mark.xdist_group('batch')\n"
-        "@pytest.mark.parametrize('n', range(6))\n"
-        "def test_grouped(batch, n):\n"
-        "    pass\n\n"
-        "@pytest.mark.parametrize('n', range(6))\n"
-        "def test_free(n):\n"
-        "    pass\n")
+        + "".join(f"def test_grouped_{n}(batch):\n    pass\n\n" for n in range(6))
+    )
+    (tmp_path / "test_other.py").write_text("".join(f"def test_free_{n}():\n    pass\n\n" for n in range(6)))
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist",
-                           "loadgroup", "-c", "/dev/null", "test_probe.py"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, check=False)
+                           "loadgroup", "-c", "/dev/null", "test_probe.py", "test_other.py"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert len((tmp_path / "setups").read_text().split()) == 1, "the group's fixture was set up on several workers"
