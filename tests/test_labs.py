@@ -48,7 +48,10 @@ def cases(lab: str) -> ModuleType:
 
 
 def student(home: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**labs.venv_env(), "HOME": str(home)}
+    """nbgrader run as student ``name``: their own home, and so their own Jupyter directories (the submission
+    cache that fetch_feedback reads is in the Jupyter data directory), as each account on a hub has."""
+    private = ("JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR")
+    env = {**{k: v for k, v in labs.venv_env().items() if k not in private}, "HOME": str(home)}
     return subprocess.run([sys.executable, "-c", AS_STUDENT, name, *args], cwd=home, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
 
