@@ -103,3 +103,24 @@ def test_doctor_passes_on_a_good_machine(isolated_home: Path) -> None:
                           timeout=60, check=False)
     assert done.returncode == 0, done.stdout
     assert done.stdout.strip().endswith("all checks passed")
+
+
+def test_a_learner_s_broker_finds_a_free_port_and_keeps_it(isolated_home: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second learner on the same machine (19092 taken) gets a broker of their own, with no setting."""
+    import socket
+
+    monkeypatch.delenv(kafka.PORT_ENV)
+    with socket.socket() as squatter:
+        try:
+            squatter.bind(("127.0.0.1", kafka.DEFAULT_PORT))
+            squatter.listen()
+        except OSError:
+            pass  # something already holds 19092, which is the case under test anyway
+        first = kafka.start()
+        assert first.port != kafka.DEFAULT_PORT, "19092 was taken: another pair must be chosen"
+        kafka.stop()
+        again = kafka.start()
+    assert again.port == first.port, "the learner keeps the port they had"
+    assert (isolated_home / "kafka" / "port").read_text() == str(first.port)
+

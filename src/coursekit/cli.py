@@ -62,11 +62,13 @@ def _check_kafka() -> tuple[bool, str, str]:
         return True, f"embedded broker running at {running.bootstrap} (pid {running.pid})", ""
     from coursekit.config import env_int
 
+    if not os.environ.get(kafka.PORT_ENV, "").strip():
+        return True, "embedded broker stopped; it will listen on a free port pair (19092 if free)", ""
     port = env_int(kafka.PORT_ENV, kafka.DEFAULT_PORT)
     busy = [p for p in (port, port + 1) if not kafka.port_free(p)]
     if busy:
         return (False, f"port(s) {', '.join(map(str, busy))} taken by another program",
-                f"free them or set {kafka.PORT_ENV} to another port")
+                f"free them, or unset {kafka.PORT_ENV} so that the broker finds a free pair itself")
     return True, f"ports {port} and {port + 1} are free for the embedded broker", ""
 
 
@@ -148,7 +150,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "status":
         running = kafka.status()
         print(f"state dir: {state_dir()}")
-        print(f"kafka: running at {running.bootstrap} (pid {running.pid})" if running else "kafka: stopped")
+        print(f"kafka: running at {running.bootstrap} (pid {running.pid}; controller port {running.controller_port})"
+              if running else "kafka: stopped")
         return 0
     if args.command == "fetch-jars":
         for bundle in jars.BUNDLES:

@@ -9,8 +9,10 @@ With ``KAFKA_BOOTSTRAP_SERVERS`` set, that cluster is used instead and nothing i
 The embedded broker is a real Apache Kafka 4 (``kafka.Kafka`` from Maven Central jars) on the
 machine's Java 17, in combined broker+controller KRaft mode, with a 256 MB heap. It is shared by
 every kernel of the user: started by the first notebook that needs it, reused while alive,
-restarted when dead, and stopped by ``coursekit stop kafka``. Its files live in
-``<state>/kafka``: ``broker.json`` (pid and ports), ``server.properties``, ``logs/``, ``data/``.
+restarted when dead, and stopped by ``coursekit stop kafka``. It listens on 19092 (and 19093), or, when
+another program or another learner's broker has those, on a free pair it finds and keeps
+(``COURSEKIT_KAFKA_PORT`` fixes the port). Its files live in ``<state>/kafka``: ``broker.json`` (pid and
+ports), ``port``, ``server.properties``, ``logs/``, ``data/``.
 """
 
 from __future__ import annotations
@@ -186,6 +188,27 @@ def _java_command(java: Path, main: str, *args: str) -> list[str]:
             f"-Dkafka.logs.dir={_home() / 'logs'}", "-cp", classpath, main, *args]
 
 
+def _choose_port() -> int:
+    """The broker's port (it also uses the next one): ``$COURSEKIT_KAFKA_PORT`` if set, else the one this
+    state directory used before, else 19092, else a free pair found here. The choice is recorded, so a
+    learner keeps their port across restarts, and many learners on one machine each get their own.
+    """
+    if os.environ.get(PORT_ENV, "").strip():
+        return env_int(PORT_ENV, DEFAULT_PORT)
+    record = _home() / "port"
+    candidates = [int(record.read_text())] if record.is_file() and record.read_text().strip().isdigit() else []
+    candidates.append(DEFAULT_PORT)
+    port = next((p for p in candidates if port_free(p) and port_free(p + 1)), None)
+    if port is None:
+        import random
+
+        rng = random.Random()  # noqa: S311 - a port, not a secret
+        port = next((p for p in (rng.randrange(20000, 32000) for _ in range(200))  # below the ephemeral range
+                     if port_free(p) and port_free(p + 1)), candidates[-1])
+    record.write_text(str(port))
+    return port
+
+
 def start(timeout: float = START_TIMEOUT) -> Broker:
     """Start the embedded broker, or return the one already running. Safe to call concurrently."""
     with _start_lock():
@@ -194,7 +217,7 @@ def start(timeout: float = START_TIMEOUT) -> Broker:
             return running
         java = require_java()
         jars.require("kafka-broker")
-        port = env_int(PORT_ENV, DEFAULT_PORT)
+        port = _choose_port()
         controller_port = port + 1
         for needed in (port, controller_port):
             if not port_free(needed):
