@@ -174,41 +174,35 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _COSTS[str(unit)] += report.duration
 
 
-def cost_projection(costs: dict[str, float], wall_s: float) -> tuple[list[str], float]:
-    """The cost table's lines, and the whole suite's wall time projected to the full course."""
+def cost_projection(costs: dict[str, float], wall_s: float) -> list[str]:
+    """The cost table's lines, ending with the whole suite's wall time projected to the full course."""
     kinds: dict[str, list[float]] = defaultdict(list)
     for unit, seconds in costs.items():
         kinds[unit.split(" ")[0]].append(seconds)
     total = sum(costs.values()) or 1.0
-    projected = sum(costs.values())
-    if not all(kinds.get(kind) for kind in FULL_COURSE):
-        return ([f"| {unit} | {seconds:.0f} |" for unit, seconds in sorted(costs.items())]
-                + [f"wall time {wall_s:.0f} s; not projected: this run measured no lesson or no lab"], 0.0)
-    for kind, count in FULL_COURSE.items():
-        have = kinds.get(kind, [])
-        if have:
-            projected += (count - len(have)) * sum(have) / len(have)
     lines = ["| cost unit | worker-seconds |", "|---|---:|"]
     lines += [f"| {unit} | {seconds:.0f} |" for unit, seconds in sorted(costs.items())]
-    lines.append(f"| **all** ({len(kinds.get('lesson', []))} lessons, {len(kinds.get('lab', []))} labs) "
-                 f"| {total:.0f} |")
-    projected_wall = wall_s * projected / total
+    lines.append(f"| **all** ({len(kinds['lesson'])} lessons, {len(kinds['lab'])} labs) | {total:.0f} |")
+    if not all(kinds[kind] for kind in FULL_COURSE):
+        return [*lines, f"wall time {wall_s:.0f} s; not projected: this run measured no lesson or no lab"]
+    mean = {kind: sum(kinds[kind]) / len(kinds[kind]) for kind in FULL_COURSE}
+    projected = total + sum((count - len(kinds[kind])) * mean[kind] for kind, count in FULL_COURSE.items())
     lines.append(f"wall time {wall_s:.0f} s for {total:.0f} worker-seconds; projected to "
                  f"{FULL_COURSE['lesson']} lessons and {FULL_COURSE['lab']} labs at today's mean cost each: "
-                 f"{projected:.0f} worker-seconds, {projected_wall:.0f} s wall (budget {WALL_BUDGET_S} s)")
-    missing = FULL_COURSE["lesson"] - len(kinds.get("lesson", []))
-    if missing > 0 and kinds.get("lesson"):
-        worst = projected + missing * (LESSON_BUDGET_S - sum(kinds["lesson"]) / len(kinds["lesson"]))
+                 f"{projected:.0f} worker-seconds, {wall_s * projected / total:.0f} s wall (budget {WALL_BUDGET_S} s)")
+    missing = FULL_COURSE["lesson"] - len(kinds["lesson"])
+    if missing > 0:
+        worst = projected + missing * (LESSON_BUDGET_S - mean["lesson"])
         lines.append(f"if each lesson still to come took its whole {LESSON_BUDGET_S:.0f} s: "
                      f"{wall_s * worst / total:.0f} s wall")
-    return lines, projected_wall
+    return lines
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
                             config: pytest.Config) -> None:
     if not _COSTS or os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    lines, _ = cost_projection(_COSTS, time.monotonic() - _STARTED)
+    lines = cost_projection(_COSTS, time.monotonic() - _STARTED)
     terminalreporter.section("cost per lesson and lab")
     for line in lines:
         terminalreporter.write_line(line)
