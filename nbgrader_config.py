@@ -23,11 +23,12 @@ c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
 
 # Execution: Spark and Kafka start-up takes tens of seconds, so a cell gets 120 s; an endless loop
-# costs at most that. Autograding runs each submission in the course's grader kernel, which is
-# killed when its process tree passes COURSEKIT_GRADER_MEMORY_MB (default 1400), and cannot see
-# source/, the gradebook or other submissions (coursekit.graderkernel).
+# costs at most that. Autograding runs each submission in the course's grader kernel: in a bubblewrap
+# sandbox that sees only the system, the course package and its own working copy (read-only but for
+# that copy and a private /tmp), with an allow-listed environment, and with its memory capped from
+# outside at COURSEKIT_GRADER_MEMORY_MB (default 1400) (coursekit.graderkernel, coursekit.sandbox).
 os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (jupyter_data_dir(), os.environ.get("JUPYTER_PATH")) if p)
-# the grader kernel hides this directory's solutions, hidden tests and gradebook from submissions
+# the grader finds this directory's hidden tests and secret through it (the kernel never sees either)
 os.environ[COURSE_ENV] = str(Path(__file__).resolve().parent)
 c.ExecutePreprocessor.timeout = 120
 c.ExecutePreprocessor.interrupt_on_timeout = True
@@ -38,12 +39,11 @@ c.LimitOutput.max_traceback = 100
 
 # Hidden tests are judged in this process, not in the submission's kernel: their inputs are prepared
 # before execution and what the kernel reports is checked right after it, before output is cut
-# (graders/<lab>.py, coursekit.hidden). A test cell fails when it raises, not when a library prints
+# (graders/<lab>.py, coursekit.hidden; coursekit.grading.ExecuteHiddenTests replaces nbgrader's Execute).
+# A test cell fails when it raises, not when a library prints
 # a warning (coursekit.grading).
 c.Autograde.autograde_preprocessors = [
-    "coursekit.grading.PrepareHiddenTests",
-    "nbgrader.preprocessors.Execute",
-    "coursekit.grading.VerifyHiddenTests",
+    "coursekit.grading.ExecuteHiddenTests",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

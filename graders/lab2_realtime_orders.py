@@ -11,16 +11,14 @@ from __future__ import annotations
 import random
 import shutil
 import sqlite3
-import tempfile
 import uuid
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from coursekit import data, kafka
+from coursekit import data, hidden, kafka
 from coursekit.hidden import Hidden
 
 SETUP = "from confluent_kafka import Producer as _Producer\nfrom coursekit import data as _data, kafka as _kafka"
@@ -149,7 +147,7 @@ def part_d_tests(rng: random.Random) -> Hidden:
     stops = [rng.randint(5, 40), rng.randint(20, 80), 1]
     topic, group = kafka.fresh_topic("lab2.d.hidden", partitions), f"lab2-d-{uuid.uuid4().hex[:8]}"
     _produce(topic, [(e["order_id"], data.to_json(e)) for e in events])
-    folder = Path(tempfile.mkdtemp(prefix="lab2-d-"))
+    folder = hidden.scratch("lab2-d-")  # where the sandboxed kernel can write the table
     db_path = str(folder / "revenue.db")
     truth: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     for e in events:

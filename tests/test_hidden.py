@@ -6,15 +6,18 @@ own check of the reported value passes, and nbgrader then scores a failed check 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
+from nbclient.exceptions import DeadKernelError
+from nbgrader.preprocessors import Execute
 from nbgrader.utils import determine_grade
 
-from coursekit import grading, hidden
+from coursekit import grading, hidden, sandbox
 
 
 def test_values_cross_as_plain_json() -> None:
@@ -33,9 +36,26 @@ def test_values_cross_as_plain_json() -> None:
         hidden.encode(object())
 
 
-def test_the_seed_is_reproducible_per_student() -> None:
-    assert hidden.seed("ada", "lab2", "part-a-tests") == hidden.seed("ada", "lab2", "part-a-tests")
-    assert hidden.seed("ada", "lab2", "part-a-tests") != hidden.seed("bob", "lab2", "part-a-tests")
+def test_the_seed_is_reproducible_per_student_and_keyed_by_the_course_secret() -> None:
+    key = b"course secret"
+    assert hidden.seed(key, "ada", "lab2", "part-a-tests") == hidden.seed(key, "ada", "lab2", "part-a-tests")
+    assert hidden.seed(key, "ada", "lab2", "part-a-tests") != hidden.seed(key, "bob", "lab2", "part-a-tests")
+    assert hidden.seed(key, "ada", "lab2", "part-a-tests") != hidden.seed(b"other", "ada", "lab2", "part-a-tests"), (
+        "without the key, graders/ does not rebuild anyone's hidden inputs")
+
+
+def test_the_course_secret_is_made_once_private_and_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
+    first = hidden.course_secret(tmp_path)
+    path = tmp_path / hidden.SECRET_FILE
+    assert len(first) >= 64 and path.stat().st_mode & 0o777 == 0o600, "random, readable by its owner only"
+    assert hidden.course_secret(tmp_path) == first, "a regrade uses the same key, so the same inputs"
+    (tmp_path / "another-course").mkdir()
+    assert hidden.course_secret(tmp_path / "another-course") != first
+    monkeypatch.setenv(hidden.SECRET_ENV, "from the environment")
+    assert hidden.course_secret(tmp_path) == b"from the environment"
+    ignored = (Path(__file__).parents[1] / ".gitignore").read_text().splitlines()
+    assert hidden.SECRET_FILE in ignored, "the secret never reaches git"
 
 
 def _course(tmp_path: Path) -> Path:
@@ -64,13 +84,14 @@ def _grade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_outputs: Any)
     monkeypatch.setenv(grading.COURSE_ENV, str(_course(tmp_path)))
     nb = new_notebook(cells=[_test_cell([])])
     resources = {"nbgrader": {"assignment": "labx", "student": "ada"}}
-    nb, resources = grading.PrepareHiddenTests().preprocess(nb, resources)
+    pending = grading.prepare_hidden(nb, resources)
     cell = nb.cells[0]
     assert "hidden_tests(" not in cell.source and "_coursekit_report(" in cell.source, "the block is replaced"
-    token = cell.metadata["coursekit_hidden"]
+    assert "coursekit" not in str(cell.metadata), "nothing of the grader's state is put in the student's notebook"
+    token = pending[0].token
     call = cell.source.split(f"_coursekit_report({token!r}, ")[1].split("\n")[0][:-1]
     cell.outputs = kernel_outputs(token, call)
-    nb, _ = grading.VerifyHiddenTests().preprocess(nb, resources)
+    grading.verify_hidden(nb, pending, "ada", logging.getLogger("test"))
     assert nb.cells[0].source == _test_cell([]).source, "the cell is restored as written (nbgrader's checksum)"
     return determine_grade(nb.cells[0])[0], nb.cells[0]
 
@@ -121,8 +142,60 @@ def test_a_grading_machine_problem_is_not_blamed_on_the_student(tmp_path: Path,
     (course / "graders" / "labx.py").write_text("def part_a_tests(rng):\n    raise ConnectionError('broker down')\n")
     monkeypatch.setenv(grading.COURSE_ENV, str(course))
     with pytest.raises(RuntimeError, match=r"not of the submission.*broker down"):
-        grading.PrepareHiddenTests().preprocess(new_notebook(cells=[_test_cell([])]),
-                                                {"nbgrader": {"assignment": "labx", "student": "ada"}})
+        grading.prepare_hidden(new_notebook(cells=[_test_cell([])]),
+                               {"nbgrader": {"assignment": "labx", "student": "ada"}})
+
+
+def test_planted_grader_metadata_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submission that plants the key the grader once kept its state in is graded like any other."""
+    def kernel(token: str, call: str) -> list[Any]:
+        return [_report(token, _double(call))]
+
+    monkeypatch.setenv(grading.COURSE_ENV, str(_course(tmp_path)))
+    nb = new_notebook(cells=[_test_cell([]), _test_cell([])])
+    nb.cells[1].metadata["nbgrader"]["grade_id"] = "part-b-tests"   # no hidden test of that name
+    for cell in nb.cells:
+        cell.metadata["coursekit_hidden"] = "0" * 24
+    pending = grading.prepare_hidden(nb, {"nbgrader": {"assignment": "labx", "student": "ada"}})
+    call = nb.cells[0].source.split(f"_coursekit_report({pending[0].token!r}, ")[1].split("\n")[0][:-1]
+    nb.cells[0].outputs = kernel(pending[0].token, call)
+    nb.cells[1].outputs = [_report("0" * 24, {"n": 4})]
+    grading.verify_hidden(nb, pending, "ada", logging.getLogger("test"))
+    assert determine_grade(nb.cells[0])[0] == 2
+    assert not nb.cells[1].outputs, "a report in a cell without a hidden test is dropped"
+
+
+def test_prepared_topics_and_files_are_removed_when_execution_fails(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    course = _course(tmp_path)
+    (course / "graders" / "labx.py").write_text(
+        "from coursekit.hidden import Hidden, scratch\n\n"
+        "def part_a_tests(rng):\n"
+        "    folder = scratch('labx-')\n"
+        "    (folder / 'input.txt').write_text('prepared')\n"
+        "    import shutil\n"
+        "    return Hidden(call='double(1)', verify=lambda v: None, cleanup=lambda: shutil.rmtree(folder))\n")
+    work = tmp_path / "autograded" / "ada" / "labx"
+    work.mkdir(parents=True)
+    monkeypatch.setenv(grading.COURSE_ENV, str(course))
+    monkeypatch.setenv(sandbox.MODE_ENV, "off")
+
+    def dies(self: Any, nb: Any, resources: Any, km: Any = None) -> Any:
+        assert [p.name for p in work.iterdir()][0].startswith("labx-"), "prepared inside the working copy"
+        raise DeadKernelError("the kernel died")
+
+    monkeypatch.setattr(Execute, "preprocess", dies)
+    with pytest.raises(DeadKernelError):
+        grading.ExecuteHiddenTests().preprocess(
+            new_notebook(cells=[_test_cell([])]),
+            {"nbgrader": {"assignment": "labx", "student": "ada"}, "metadata": {"path": str(work)}})
+    assert not list(work.iterdir()), "the hidden test's clean-up ran although execution failed"
+
+
+def test_grading_refuses_to_start_without_its_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(sandbox.BWRAP_ENV, str(tmp_path / "no-bwrap"))
+    with pytest.raises(sandbox.SandboxUnavailable, match="fetch-sandbox.*COURSEKIT_GRADER_SANDBOX=off"):
+        grading.ExecuteHiddenTests().preprocess(new_notebook(cells=[]), {"nbgrader": {}, "metadata": {}})
 
 
 def test_in_the_source_notebook_the_same_check_runs_in_the_kernel(tmp_path: Path,

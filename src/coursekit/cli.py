@@ -1,4 +1,5 @@
-"""The ``coursekit`` command: doctor, start, stop, status, fetch-jars, clean, release, bench, grade-bench."""
+"""The ``coursekit`` command: doctor, start, stop, status, fetch-jars, fetch-sandbox, clean, release, dist, bench,
+grade-bench."""
 
 from __future__ import annotations
 
@@ -80,6 +81,17 @@ def _check_memory() -> tuple[bool, str, str]:
             "close other programs: a lesson with Spark and Kafka needs about 1.5 GB")
 
 
+def _check_sandbox() -> tuple[bool, str, str]:
+    from coursekit import sandbox
+
+    if not sandbox.enabled():
+        return True, f"{sandbox.MODE_ENV}=off: lab submissions are graded WITHOUT isolation", ""
+    reason = sandbox.problem()
+    if reason is None:
+        return True, f"bubblewrap at {sandbox.bwrap_path()} isolates each graded submission", ""
+    return False, "grading cannot isolate submissions", reason
+
+
 def _check_state() -> tuple[bool, str, str]:
     path = state_dir()
     ok = os.access(path, os.W_OK)
@@ -92,6 +104,7 @@ def doctor() -> int:
         ("python", _check_python), ("java", _check_java), ("maven", _check_maven),
         *[(f"jars: {b}", _check_jars(b)) for b in jars.BUNDLES],
         ("kafka", _check_kafka), ("memory", _check_memory), ("state dir", _check_state),
+        ("grading sandbox", _check_sandbox),
     ]
     rows = []
     failed = 0
@@ -116,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("engine", choices=ENGINES)
     sub.add_parser("status", help="show the embedded engines and the state directory")
     sub.add_parser("fetch-jars", help="resolve the JVM jars with Maven into the environment (shared by its users)")
+    sub.add_parser("fetch-sandbox", help="install bubblewrap (bwrap), which grading isolates submissions with, "
+                                         "into the environment (Debian/Ubuntu, no root)")
     clean = sub.add_parser("clean", help="strip outputs and execution counts from notebooks")
     clean.add_argument("paths", nargs="*", type=Path)
     clean.add_argument("--check", action="store_true", help="only report notebooks that need cleaning")
@@ -156,6 +171,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "fetch-jars":
         for bundle in jars.BUNDLES:
             print(f"{bundle}: {jars.fetch(bundle)}")
+        return 0
+    if args.command == "fetch-sandbox":
+        from coursekit import sandbox
+
+        print(f"bubblewrap: {sandbox.install()}")
+        reason = sandbox.problem()
+        if reason:
+            print(f"warning: {reason}", file=sys.stderr)
         return 0
     if args.command == "clean":
         return _clean(args.paths, check=args.check)

@@ -1,36 +1,56 @@
-"""The kernel that autograding runs (``python -m coursekit.graderkernel``, kernel spec ``coursekit-grader``).
+"""The kernel that autograding runs (``python -m coursekit.graderkernel -f CONN``, kernel spec ``coursekit-grader``).
 
-An IPython kernel with a memory cap on its whole process tree, so that one submission cannot take the
-machine down, and (on Linux) in private namespaces where ``source/``, the gradebook, ``tests/``,
-``.git`` and the other students' folders are hidden, so that a submission cannot read solutions or
-hidden tests, and in a private PID namespace, so that nothing it starts outlives it.
+This process is a small supervisor that stays **outside** the submission's reach. It starts the
+real IPython kernel inside the grading sandbox (:mod:`coursekit.sandbox`: an allow-listed, read-only
+file system, a private ``/tmp`` and ``HOME``, an allow-listed environment, private namespaces) and
+enforces the limits from outside it, where no code of the submission can switch them off:
 
-It imports nothing heavy before the kernel starts (not nbgrader: that costs seconds, twice per
-submission, since the kernel re-runs itself inside the namespaces).
+* **memory**: every process of the kernel gets ``RLIMIT_DATA`` = the cap (an allocation beyond it
+  fails at once with ``MemoryError``, however fast it is), and this process watches the resident
+  memory of the kernel's whole process tree and kills the tree when it passes the cap (several
+  processes together). ``COURSEKIT_GRADER_MEMORY_MB`` sets the cap (default 1400);
+* **file size**: ``RLIMIT_FSIZE``, so a submission cannot fill the disk through its working copy;
+* **lifetime**: the kernel is the first process of its own PID namespace, so everything it starts
+  ends with it; when this process ends or is killed, the sandbox dies with it.
+
+nbclient interrupts a kernel (a cell past its timeout) by signalling this process's group: the
+sandbox runs in a session of its own, and this process passes the interrupt on to the kernel alone.
+It imports nothing heavy (not nbgrader: that costs seconds per submission).
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 MEMORY_ENV = "COURSEKIT_GRADER_MEMORY_MB"
 DEFAULT_MEMORY_MB = 1400
+FILE_SIZE_MB = 1024
+COURSE_ENV = "COURSEKIT_GRADER_COURSE_ROOT"
+GRADER_KERNEL = "coursekit-grader"
+CONNECTION = "/tmp/coursekit-kernel.json"  # noqa: S108 - the sandbox's own /tmp
+_WATCH_INTERVAL = 0.05
+
+
+def _tree(pid: int) -> list:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def _tree_rss(pid: int) -> int:
     import psutil
 
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
     total = 0
-    for proc in procs:
+    for proc in _tree(pid):
         try:
             total += proc.memory_info().rss
         except psutil.Error:
@@ -38,104 +58,116 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def _watch_memory(limit_bytes: int, log_fd: int, interval: float = 0.25) -> None:
-    """Kill the kernel's process tree once it passes ``limit_bytes``; say why on ``log_fd``.
-
-    ``log_fd`` is a copy of the kernel's stderr taken before ipykernel starts: ipykernel then sends
-    file descriptor 2 into the running cell, and a dying kernel's cell reaches no one, while the
-    copy reaches nbgrader's log, where the instructor reads why the submission stopped.
-    """
+def _kill_tree(pid: int) -> None:
     import psutil
 
-    me = os.getpid()
-    while True:
-        if _tree_rss(me) > limit_bytes:
-            os.write(log_fd, f"coursekit grader: this notebook's kernel used more than "
-                             f"{limit_bytes // 2**20} MB and was stopped\n".encode())
-            for child in psutil.Process(me).children(recursive=True):
-                child.kill()
-            os._exit(137)
-        time.sleep(interval)
+    for proc in reversed(_tree(pid)):
+        try:
+            proc.kill()
+        except psutil.Error:
+            continue
 
 
-COURSE_ENV = "COURSEKIT_GRADER_COURSE_ROOT"
-_ISOLATED_ENV = "COURSEKIT_GRADER_ISOLATED"
-# what a submission's kernel may see of the course directory: its own autograded folder, and the
-# environment it runs in; source/, the gradebook, other submissions, tests/ and .git are hidden
-_VISIBLE = {"autograded", "src", ".venv"}
+def _limits(memory_bytes: int) -> None:
+    """In the child, before it runs: the limits every process of the kernel inherits and cannot raise."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+    size = FILE_SIZE_MB * 2**20
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
 
 
-def _hiding_commands(root: Path, cwd: Path) -> list[str]:
-    """Shell commands that hide the course directory's secrets inside a private mount namespace."""
-    import shlex
-
-    hide: list[Path] = [p for p in root.iterdir() if p.name not in _VISIBLE]
-    graded = root / "autograded"
-    if graded.is_dir() and graded in cwd.parents:
-        own = cwd.relative_to(graded).parts[0]
-        hide += [p for p in graded.iterdir() if p.name != own]
-    commands = []
-    for path in hide:
-        quoted = shlex.quote(str(path))
-        if path.is_dir() and not path.is_symlink():
-            commands.append(f"mount -t tmpfs -o ro,size=4k coursekit-hidden {quoted}")
-        elif path.is_file():
-            commands.append(f"mount --bind /dev/null {quoted}")
-    return commands
+def _who(cwd: Path, root: str | None) -> str:
+    """The student whose submission this kernel runs (``autograded/<student>/<lab>``), for the log."""
+    if root:
+        try:
+            return cwd.resolve().relative_to(Path(root).resolve() / "autograded").parts[0]
+        except (ValueError, IndexError):
+            pass
+    return cwd.name
 
 
-def _isolate(root: Path) -> None:
-    """Re-run this kernel inside user+mount namespaces that hide the course's secrets.
-
-    The hiding mounts are made in one namespace and the kernel runs in a nested one, where they are
-    locked: code in the kernel cannot unmount them. The kernel is also PID 1 of a PID namespace of its
-    own: when it ends, every process it started ends with it (a daemon left behind to disturb the
-    next submission's grading is killed), and it cannot see or signal the grader's processes.
-    Where namespaces are not available (macOS, a locked-down container) the kernel runs unisolated
-    and says so in the grader's log.
-    """
-    import shutil
-    import subprocess
-
-    unshare = shutil.which("unshare")
-    private = ["--user", "--map-root-user", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
-    probe = [unshare, *private, "true"] if unshare else None
-    if probe is None or subprocess.run(probe, capture_output=True, check=False).returncode != 0:
-        sys.__stderr__.write("coursekit grader: user namespaces unavailable; the kernel is not isolated "
-                             "from the course directory\n")
-        return
-    commands = _hiding_commands(root, Path.cwd())
-    script = " && ".join([*commands, 'exec unshare --user --map-root-user --mount "$@"'])
-    env = {**os.environ, _ISOLATED_ENV: "1"}
-    os.execvpe(unshare, [unshare, *private, "sh", "-c", script, "sh",  # noqa: S606
-                         sys.executable, "-m", "coursekit.graderkernel", *sys.argv[1:]], env)
-
-
-def _use_running_broker() -> None:
-    """Point the kernel at the broker the grader runs: from inside its PID namespace that broker's
-    process is invisible, so the kernel would take it for a stranger on the port."""
+def _use_running_broker(environ: dict[str, str]) -> None:
+    """Point the kernel at the broker the grader runs: its state directory is not in the sandbox."""
     from coursekit import kafka
 
-    running = kafka.status() if not os.environ.get(kafka.BOOTSTRAP_ENV) else None
+    running = kafka.status() if not environ.get(kafka.BOOTSTRAP_ENV) else None
     if running is not None:
-        os.environ[kafka.BOOTSTRAP_ENV] = running.bootstrap
+        environ[kafka.BOOTSTRAP_ENV] = running.bootstrap
 
 
-def grader_kernel() -> None:
-    """Start an IPython kernel, isolated from the course directory and capped in memory."""
-    root = os.environ.get(COURSE_ENV)
-    if root and os.environ.get(_ISOLATED_ENV) != "1" and sys.platform.startswith("linux"):
-        _use_running_broker()
-        _isolate(Path(root))
+def _command(argv: list[str], connection: Path, keep: list[int]) -> tuple[list[str], dict[str, str]]:
+    """The kernel's command and environment: in the sandbox, or (sandbox off) as the grader itself."""
+    from coursekit import sandbox
+
+    kernel = [sys.executable, "-m", "ipykernel_launcher"]
+    environ = dict(os.environ)
+    _use_running_broker(environ)
+    if not sandbox.enabled():
+        sys.stderr.write(f"coursekit grader: {sandbox.MODE_ENV}=off: this kernel is NOT isolated; it sees "
+                         "everything the grader account sees\n")
+        return [*kernel, "-f", str(connection), *argv], environ
+    reason = sandbox.problem()
+    if reason is not None:
+        raise sandbox.SandboxUnavailable(reason, "see docs/instructor_guide.md, 'What a submission can reach'")
+    fd = os.open(connection, os.O_RDONLY)
+    keep.append(fd)
+    root = environ.get(COURSE_ENV)
+    command = sandbox.command([*kernel, "-f", CONNECTION, *argv], workdir=Path.cwd(),
+                              env=sandbox.kernel_environment(environ), files={CONNECTION: fd},
+                              hide=[Path(root)] if root else [])
+    return command, {"PATH": environ.get("PATH", "/usr/bin:/bin")}
+
+
+def _interrupt(child: subprocess.Popen[bytes]) -> None:
+    """Pass an interrupt on to the IPython kernel (inside the sandbox: not to ``bwrap``, which would die)."""
+    import psutil
+
+    for proc in _tree(child.pid):  # breadth first: the kernel comes before anything it started
+        try:
+            if proc.cmdline()[1:3] == ["-m", "ipykernel_launcher"]:
+                proc.send_signal(signal.SIGINT)
+                return
+        except psutil.Error:
+            continue
+
+
+def grader_kernel(argv: list[str]) -> int:
+    """Run an IPython kernel for one submission, sandboxed and capped; return its exit status."""
+    if "-f" not in argv or argv.index("-f") + 1 >= len(argv):
+        sys.stderr.write("usage: python -m coursekit.graderkernel -f CONNECTION_FILE\n")
+        return 2
+    at = argv.index("-f")
+    connection, rest = Path(argv[at + 1]), argv[:at] + argv[at + 2:]
     limit_mb = int(os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_MB))
-    log_fd = os.dup(2)
-    threading.Thread(target=_watch_memory, args=(limit_mb * 2**20, log_fd), daemon=True, name="memory-cap").start()
-    from ipykernel.kernelapp import launch_new_instance
+    who = _who(Path.cwd(), os.environ.get(COURSE_ENV))
+    keep: list[int] = []
+    try:
+        command, env = _command(rest, connection, keep)
+    except Exception as exc:  # noqa: BLE001 - the kernel cannot start: say why, in nbgrader's log
+        sys.stderr.write(f"coursekit grader: the kernel for {who} cannot start: {exc}\n")
+        return 1
+    child = subprocess.Popen(command, env=env, pass_fds=keep, start_new_session=True,
+                             preexec_fn=(lambda: _limits(limit_mb * 2**20)) if limit_mb > 0 else None)
+    for fd in keep:
+        os.close(fd)
 
-    launch_new_instance()
+    def stop(signum: int, _frame: object) -> None:
+        _kill_tree(child.pid)
+        sys.exit(128 + signum)
 
-
-GRADER_KERNEL = "coursekit-grader"
+    signal.signal(signal.SIGINT, lambda *_: _interrupt(child))
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+    while child.poll() is None:
+        if limit_mb > 0 and _tree_rss(child.pid) > limit_mb * 2**20:
+            sys.stderr.write(f"coursekit grader: the kernel for {who} used more than {limit_mb} MB and was "
+                             "stopped\n")
+            _kill_tree(child.pid)
+            child.wait()
+            return 137
+        time.sleep(_WATCH_INTERVAL)
+    return child.returncode
 
 
 def jupyter_data_dir() -> str:
@@ -146,4 +178,4 @@ def jupyter_data_dir() -> str:
 
 
 if __name__ == "__main__":
-    grader_kernel()
+    sys.exit(grader_kernel(sys.argv[1:]))

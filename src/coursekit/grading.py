@@ -6,31 +6,33 @@
 * :class:`HideHiddenTests` (feedback): nbgrader's feedback shows the hidden tests by default. This
   removes their code, and replaces the traceback of a failing hidden test (which quotes that code)
   with a plain sentence.
-* :class:`PrepareHiddenTests` and :class:`VerifyHiddenTests` (autograde, around ``Execute``): a
-  lab's hidden tests are judged in the grader's process, not in the student's kernel, where the
-  submission could have patched anything (:mod:`coursekit.hidden`).
-* the kernel that autograding runs is :mod:`coursekit.graderkernel` (isolated, memory-capped); its
-  settings are re-exported here for ``nbgrader_config.py``.
+* :class:`ExecuteHiddenTests` (autograde, in place of ``Execute``): runs each submission in the
+  grader kernel (:mod:`coursekit.graderkernel`: sandboxed, memory-capped from outside) and judges the
+  lab's hidden tests in the grader's process, not in the student's kernel, where the submission could
+  have patched anything (:mod:`coursekit.hidden`). The kernel's settings are re-exported here for
+  ``nbgrader_config.py``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
-from coursekit import hidden
+from coursekit import hidden, sandbox
 from coursekit.graderkernel import COURSE_ENV, DEFAULT_MEMORY_MB, GRADER_KERNEL, MEMORY_ENV, jupyter_data_dir
 
-__all__ = ["COURSE_ENV", "DEFAULT_MEMORY_MB", "GRADER_KERNEL", "MEMORY_ENV", "HideHiddenTests",
-           "PrepareHiddenTests", "StderrIsNotFailure", "VerifyHiddenTests", "jupyter_data_dir"]
+__all__ = ["COURSE_ENV", "DEFAULT_MEMORY_MB", "GRADER_KERNEL", "MEMORY_ENV", "ExecuteHiddenTests",
+           "HideHiddenTests", "StderrIsNotFailure", "jupyter_data_dir"]
 
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
@@ -72,79 +74,118 @@ class HideHiddenTests(NbGraderPreprocessor):
         return cell, resources
 
 
-# tests prepared by PrepareHiddenTests and not yet verified, by the token put in their cell's metadata:
-# the cell's grade id, its source as written (restored afterwards, so nbgrader's checksum still matches), the test
-_PENDING: dict[str, tuple[str, str, hidden.Hidden]] = {}
+@dataclass
+class Pending:
+    """A test cell whose hidden test was prepared: where it is, its source as written, the test."""
+
+    index: int
+    grade_id: str
+    source: str
+    token: str
+    test: hidden.Hidden
 
 
-class PrepareHiddenTests(NbGraderPreprocessor):
+def prepare_hidden(nb: NotebookNode, resources: dict[str, Any]) -> list[Pending]:
     """Before execution: prepare each test cell's hidden inputs here, and leave the kernel only the call.
 
     The hidden block of a test cell whose lab has ``graders/<lab>.py`` with a function for that cell is
     replaced by code that calls the student's functions on the prepared inputs and reports the value.
+    Inputs are seeded by the course secret, the student, the lab and the cell: a regrade sees the same.
+    What is pending is returned, never written into the notebook (which the submission wrote).
     """
-
-    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
-        root = os.environ.get(COURSE_ENV)
-        info = resources.get("nbgrader", {})
-        module = hidden.load(Path(root), info.get("assignment", "")) if root else None
-        if module is None:
-            return nb, resources
-        for cell in nb.cells:
+    root = os.environ.get(COURSE_ENV)
+    info = resources.get("nbgrader", {})
+    module = hidden.load(Path(root), info.get("assignment", "")) if root else None
+    if module is None:
+        return []
+    key = hidden.course_secret(Path(root))
+    pending: list[Pending] = []
+    try:
+        for index, cell in enumerate(nb.cells):
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
             make = hidden.checker(module, grade_id)
             if not _is_test_cell(cell) or make is None or not _HIDDEN_BLOCK.search(cell.source):
                 continue
             try:
                 test = make(random.Random(hidden.seed(  # noqa: S311 - data, not secrets
-                    info.get("student", ""), info["assignment"], grade_id)))
+                    key, info.get("student", ""), info["assignment"], grade_id)))
             except Exception as exc:
                 raise RuntimeError(f"could not prepare the hidden tests of {grade_id} (a problem of the grading "
                                    f"machine, not of the submission: {exc}); fix it and autograde again") from exc
             token = secrets.token_hex(12)
-            _PENDING[token] = (grade_id, cell.source, test)
-            cell.metadata["coursekit_hidden"] = token
+            pending.append(Pending(index, grade_id, cell.source, token, test))
             call = (f"{BEGIN_HIDDEN}\nfrom coursekit.hidden import report as _coursekit_report\n\n{test.setup}\n"
                     f"_coursekit_report({token!r}, {test.call})\n{END_HIDDEN}")
             cell.source = _HIDDEN_BLOCK.sub(lambda _, code=call: code, cell.source, count=1)
-        return nb, resources
+    except BaseException:
+        clean_up(pending)
+        raise
+    return pending
 
 
-class VerifyHiddenTests(NbGraderPreprocessor):
+def verify_hidden(nb: NotebookNode, pending: list[Pending], who: str, log: logging.Logger) -> None:
     """After execution: check what each hidden call reported, here; a failed check zeroes the cell.
 
     The value comes out of the kernel as JSON and is judged against the truth computed outside it, so a
     submission that patched the tests, forged output or swallowed errors gains nothing: the cell gets an
-    error output first, which is what nbgrader scores as zero.
+    error output first, which is what nbgrader scores as zero. Reports anywhere else are dropped.
     """
-
-    def preprocess_cell(self, cell: NotebookNode, resources: dict[str, Any], index: int
-                        ) -> tuple[NotebookNode, dict[str, Any]]:
-        token = cell.metadata.pop("coursekit_hidden", None)
+    by_index = {p.index: p for p in pending}
+    for index, cell in enumerate(nb.cells):
         outputs = cell.get("outputs", [])
         reports = [o for o in outputs if isinstance(o.get("data"), dict) and hidden.MIME in o["data"]]
         if reports:
             cell.outputs = [o for o in outputs if not any(o is r for r in reports)]
-        if token is None:
-            return cell, resources
-        grade_id, cell.source, test = _PENDING.pop(token)
+        test = by_index.get(index)
+        if test is None:
+            continue
+        cell.source = test.source
         mine = [r["data"][hidden.MIME] for r in reports
-                if isinstance(r["data"][hidden.MIME], dict) and r["data"][hidden.MIME].get("token") == token]
-        who = resources.get("nbgrader", {}).get("student", "?")
+                if isinstance(r["data"][hidden.MIME], dict) and r["data"][hidden.MIME].get("token") == test.token]
         try:
             if len(mine) != 1:
                 raise AssertionError("the hidden tests did not run to the end" if not mine
                                      else "the hidden call reported more than one result")
-            test.verify(hidden.decode(mine[0].get("value")))
+            test.test.verify(hidden.decode(mine[0].get("value")))
         except Exception as exc:  # noqa: BLE001 - whatever the check raises, the cell failed it
             reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, AssertionError) else str(exc)
-            self.log.warning("%s, %s: hidden tests failed: %s", who, grade_id, reason or "(no reason given)")
+            log.warning("%s, %s: hidden tests failed: %s", who, test.grade_id, reason or "(no reason given)")
             # first, even before the kernel's own error: nbgrader scores the first error or number it meets
             cell.outputs.insert(0, new_output("error", ename="HiddenTestFailed", evalue=reason,
                                               traceback=[f"HiddenTestFailed: {reason}"]))
         else:
             passed = "Hidden tests passed (checked by the grader, outside this kernel).\n"
             cell.outputs.append(new_output("stream", name="stdout", text=passed))
+
+
+def clean_up(pending: list[Pending]) -> None:
+    """Remove what the hidden tests prepared (topics, files), whatever happened to the notebook."""
+    for test in pending:
+        try:
+            test.test.cleanup()
+        except Exception:  # noqa: BLE001, S110 - one failed clean-up must not keep the others from running
+            pass
+
+
+class ExecuteHiddenTests(Execute):
+    """nbgrader's ``Execute``, in the grading sandbox, with the lab's hidden tests judged here around it.
+
+    Before the kernel starts: refuse to grade when the sandbox is on but cannot run (nothing is
+    scored; the log says what to install), and prepare the hidden inputs. After it ran: verify the
+    reports (:func:`verify_hidden`). The prepared topics and files are removed even when execution
+    fails (a dead kernel, a timeout).
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any], km: Any = None
+                   ) -> tuple[NotebookNode, dict[str, Any]]:
+        if sandbox.enabled() and (reason := sandbox.problem()) is not None:
+            raise sandbox.SandboxUnavailable(reason, "fix it, then autograde again: nothing was scored")
+        folder = resources.get("metadata", {}).get("path") or None
+        with hidden.workspace(Path(folder) if folder else None):
+            pending = prepare_hidden(nb, resources)
+        try:
+            nb, resources = super().preprocess(nb, resources, km=km)
+            verify_hidden(nb, pending, resources.get("nbgrader", {}).get("student", "?"), self.log)
         finally:
-            test.cleanup()
-        return cell, resources
+            clean_up(pending)
+        return nb, resources

@@ -16,16 +16,22 @@ the grader kernel, and not copied by nbgrader. For each autograded test cell ``p
 module has a function ``part_x_tests(rng)`` that prepares the inputs and returns a :class:`Hidden`.
 In the source notebook, the test cell's hidden block is ``hidden_tests("part-x-tests", globals())``,
 which runs the same prepare-call-verify steps in one kernel (for authors, ``nbgrader validate`` and CI);
-at autograding :class:`coursekit.grading.PrepareHiddenTests` and ``VerifyHiddenTests`` run them split.
+at autograding :class:`coursekit.grading.ExecuteHiddenTests` runs them split: prepare and verify in the
+grader, the call in the sandboxed kernel.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import importlib.util
 import json
+import os
 import random
-from collections.abc import Callable, Mapping
+import secrets
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -87,9 +93,59 @@ def report(token: str, value: Any) -> None:
     display({MIME: {"token": token, "value": encode(value)}}, raw=True)
 
 
-def seed(*parts: str) -> int:
-    """A reproducible seed for one student's hidden inputs (a regrade sees the same data)."""
-    return int.from_bytes(hashlib.sha256("/".join(parts).encode()).digest()[:8], "big")
+def seed(key: bytes, *parts: str) -> int:
+    """A reproducible seed for one student's hidden inputs, keyed by the course secret.
+
+    A regrade sees the same data; without the key, holding ``graders/`` is not enough to rebuild
+    anyone's hidden inputs and their truth.
+    """
+    return int.from_bytes(hmac.new(key, "/".join(parts).encode(), hashlib.sha256).digest()[:8], "big")
+
+
+SECRET_ENV = "COURSEKIT_GRADER_SECRET"  # noqa: S105 - the variable's name, not a secret
+SECRET_FILE = ".grading-secret"  # noqa: S105 - the file's name
+
+
+def course_secret(course_root: Path) -> bytes:
+    """The key of the hidden inputs: ``$COURSEKIT_GRADER_SECRET``, else ``<course>/.grading-secret``.
+
+    The file is created once, where grading runs (random, readable by its owner only, ignored by git
+    and never copied by nbgrader), and kept: regrades with it reproduce every student's inputs.
+    """
+    configured = os.environ.get(SECRET_ENV, "").strip()
+    if configured:
+        return configured.encode()
+    path = course_root / SECRET_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_hex(32))
+    return path.read_bytes().strip()
+
+
+_workspace: Path | None = None
+
+
+@contextmanager
+def workspace(folder: Path | None) -> Iterator[None]:
+    """While grading a notebook: the folder its kernel can write, where :func:`scratch` makes folders."""
+    global _workspace
+    before, _workspace = _workspace, folder
+    try:
+        yield
+    finally:
+        _workspace = before
+
+
+def scratch(prefix: str) -> Path:
+    """A fresh folder that both the grader and the kernel being graded can use (files the call leaves).
+
+    While grading, it is inside the submission's working copy, the only folder of the machine the
+    sandboxed kernel can write; otherwise a temporary folder.
+    """
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=_workspace))
 
 
 def load(course_root: Path, lab: str) -> ModuleType | None:
@@ -123,7 +179,7 @@ def hidden_tests(grade_id: str, namespace: dict[str, Any]) -> None:
     make = checker(load(root, lab), grade_id)
     if make is None:
         raise LookupError(f"{GRADERS}/{lab}.py has no function {grade_id.replace('-', '_')}")
-    test = make(random.Random(seed("source", lab, grade_id)))  # noqa: S311 - test data
+    test = make(random.Random(seed(b"source", lab, grade_id)))  # noqa: S311 - test data
     try:
         exec(test.setup, namespace)  # noqa: S102 - the lab author's own code
         test.verify(decode(encode(eval(test.call, namespace))))  # noqa: S307

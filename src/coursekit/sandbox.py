@@ -1,0 +1,185 @@
+"""The sandbox a lab submission's kernel runs in while it is graded: bubblewrap (``bwrap``).
+
+bubblewrap is the unprivileged sandbox Flatpak uses (https://github.com/containers/bubblewrap). One
+``bwrap`` command gives the grader kernel (:mod:`coursekit.graderkernel`):
+
+* a file system that is an **allow-list**, all of it read-only: the system (``/usr``, ``/etc``), the
+  Python environment the kernel runs in, the course package, Java and the JVM jars. Nothing else of
+  the machine exists in it: not the course directory's solutions, hidden tests, gradebook or secret,
+  not the other submissions (whenever they were created), not the grader's home or Jupyter runtime
+  directory (where other kernels' connection files are);
+* **writable**: the submission's own working copy, and a fresh ``/tmp`` (which is also its ``HOME``),
+  a size-capped tmpfs that disappears with the kernel, so nothing it writes reaches the next one;
+* an **allow-listed environment** (``--clearenv``): no grader secret such as ``JUPYTERHUB_API_TOKEN``;
+* private user, PID, IPC, UTS and cgroup namespaces, no capabilities, and death with its parent. The
+  network is shared: the kernel talks to nbgrader and to the Kafka broker over the loopback.
+
+``COURSEKIT_BWRAP`` names the ``bwrap`` to use; otherwise the copy ``coursekit fetch-sandbox`` installs
+into the environment, else the one on ``PATH``. ``COURSEKIT_GRADER_SANDBOX=off`` grades without it
+(trusted submissions only: the kernel then sees everything the grader account sees).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from coursekit.errors import CourseError
+
+BWRAP_ENV = "COURSEKIT_BWRAP"
+MODE_ENV = "COURSEKIT_GRADER_SANDBOX"
+TMP_ENV = "COURSEKIT_GRADER_TMP_MB"
+DEFAULT_TMP_MB = 512
+# Debian 12's package; other Debian/Ubuntu releases get their own release's version
+DEBIAN_PACKAGE = "bubblewrap"
+DEBIAN_VERSION = "0.8.0-2+deb12u1"
+# what the kernel's environment keeps of the grader's: locale and time zone, Java, and the course's
+# switches to real deployments (the same code must reach the same engines); nothing else
+KERNEL_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "JAVA_HOME", "KAFKA_BOOTSTRAP_SERVERS", "SPARK_REMOTE",
+              "SPARK_MASTER", "MLFLOW_TRACKING_URI", "FEAST_REPO_PATH", "COURSEKIT_JARS", "COURSEKIT_NATIVE_LOGS",
+              "MLFLOW_DISABLE_TELEMETRY", "PYDEVD_DISABLE_FILE_VALIDATION")
+SYSTEM_DIRS = ("/usr", "/etc")
+USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+TMP = "/tmp"  # noqa: S108 - inside the sandbox: its own fresh tmpfs, not the machine's /tmp
+HOME = f"{TMP}/home"
+
+
+class SandboxUnavailable(CourseError):
+    """Grading needs bubblewrap and it is missing or cannot create namespaces here."""
+
+
+def installed_path() -> Path:
+    """Where ``coursekit fetch-sandbox`` puts ``bwrap``: the environment, shared by its users."""
+    return Path(sys.prefix) / "share" / "coursekit" / "bin" / "bwrap"
+
+
+def bwrap_path() -> str | None:
+    """The ``bwrap`` to use: ``$COURSEKIT_BWRAP``, else the environment's copy, else ``PATH``'s."""
+    configured = os.environ.get(BWRAP_ENV, "").strip()
+    if configured:
+        return configured
+    if installed_path().is_file():
+        return str(installed_path())
+    return shutil.which("bwrap")
+
+
+def enabled() -> bool:
+    """False when ``COURSEKIT_GRADER_SANDBOX=off``: the instructor chose to grade without isolation."""
+    return os.environ.get(MODE_ENV, "").strip().lower() not in ("off", "0", "no", "false")
+
+
+def problem() -> str | None:
+    """Why the sandbox cannot run here (and what to do), or None when it can."""
+    bwrap = bwrap_path()
+    if bwrap is None or not os.access(bwrap, os.X_OK):
+        where = f"{BWRAP_ENV}={bwrap}" if bwrap else "bubblewrap (`bwrap`) is not installed"
+        return (f"{where}: grading isolates each submission with it. Run `coursekit fetch-sandbox` "
+                f"(Debian/Ubuntu), or install your system's `bubblewrap` package, or set {MODE_ENV}=off "
+                "to grade trusted submissions without isolation")
+    try:
+        done = subprocess.run([bwrap, "--unshare-all", "--share-net", "--die-with-parent", "--ro-bind", "/", "/",
+                               "true"], capture_output=True, text=True, timeout=30, check=False)
+    except OSError as exc:
+        return f"{bwrap} could not be run ({exc}); reinstall it with `coursekit fetch-sandbox`"
+    if done.returncode != 0:
+        return (f"bubblewrap cannot create its namespaces here ({done.stderr.strip()[:300]}): allow unprivileged "
+                "user namespaces (`sysctl kernel.unprivileged_userns_clone=1`; on Ubuntu 24.04 an AppArmor "
+                f"profile for bwrap), or set {MODE_ENV}=off to grade trusted submissions without isolation")
+    return None
+
+
+def install(into: Path | None = None) -> Path:
+    """Install ``bwrap`` from the Debian package into the environment, unprivileged; return its path.
+
+    ``apt-get download`` fetches the package (pinned on Debian 12, the distribution's own version
+    elsewhere) and ``dpkg-deb -x`` unpacks it: no root, nothing installed system-wide.
+    """
+    target = into or installed_path()
+    apt, dpkg = shutil.which("apt-get"), shutil.which("dpkg-deb")
+    if apt is None or dpkg is None:
+        raise SandboxUnavailable("this system has no apt-get/dpkg-deb to fetch bubblewrap with",
+                                 "install your distribution's `bubblewrap` package (it puts `bwrap` on PATH)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in (f"{DEBIAN_PACKAGE}={DEBIAN_VERSION}", DEBIAN_PACKAGE):
+            done = subprocess.run([apt, "download", spec], cwd=tmp, capture_output=True, text=True, check=False)
+            if done.returncode == 0:
+                break
+        else:
+            raise SandboxUnavailable(f"apt-get could not download bubblewrap: {done.stderr.strip()[-300:]}",
+                                     "install the `bubblewrap` package, or check the package sources")
+        deb = next(Path(tmp).glob("*.deb"))
+        subprocess.run([dpkg, "-x", str(deb), str(Path(tmp) / "x")], check=True, capture_output=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(tmp) / "x" / "usr" / "bin" / "bwrap", target)
+    target.chmod(0o755)
+    return target
+
+
+def kernel_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The kernel's environment: :data:`KERNEL_ENV` of ``environ``, and its own PATH, HOME and TMPDIR."""
+    bindir = str(Path(sys.executable).parent)
+    env = {name: environ[name] for name in KERNEL_ENV if environ.get(name)}
+    env.update(PATH=os.pathsep.join([bindir, "/usr/local/bin", "/usr/bin", "/bin"]), HOME=HOME, TMPDIR=TMP,
+               PYTHONNOUSERSITE="1", JPY_PARENT_PID="1")  # its parent in the sandbox is its PID 1
+    return env
+
+
+def _readable(hide: list[Path]) -> list[Path]:
+    """What the kernel must read besides the system: its Python, the course package, Java, the jars.
+
+    A folder that holds one of ``hide`` (the course directory, the submission) is left out: binding it
+    would show everything beside them.
+    """
+    from coursekit import jars
+
+    paths = {Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    paths |= {Path(p) for p in sys.path if p and Path(p).is_dir()}
+    paths.add(Path(os.path.realpath(sys.executable)).parent.parent)
+    paths.add(jars.jar_root())
+    java = os.environ.get("JAVA_HOME") or shutil.which("java")
+    if java:
+        paths.add(Path(os.path.realpath(java)).parent.parent if not os.environ.get("JAVA_HOME") else Path(java))
+    hidden = [Path(os.path.realpath(h)) for h in hide]
+    resolved = {Path(os.path.realpath(p)) for p in paths if Path(p).exists()}
+    resolved = {p for p in resolved if not any(h == p or p in h.parents for h in hidden)}
+    inside_system = [p for p in resolved if any(p == Path(d) or Path(d) in p.parents for d in SYSTEM_DIRS)]
+    # keep the outermost folders only: a bind inside another one would hide nothing and cost a mount
+    outer = sorted(p for p in resolved if p not in inside_system and not any(q in p.parents for q in resolved))
+    return [p for p in outer if p != Path("/")]
+
+
+def command(argv: list[str], *, workdir: Path, env: Mapping[str, str], files: Mapping[str, int],
+            hide: list[Path]) -> list[str]:
+    """The ``bwrap`` command line that runs ``argv`` in the grading sandbox.
+
+    ``workdir`` is the only writable folder of the host (the submission's working copy); ``files``
+    maps paths inside the sandbox's ``/tmp`` to open file descriptors whose content they get (the
+    kernel's connection file, copied in, so the grader's runtime directory stays out of sight);
+    ``hide`` are folders that must not be visible through a bind of a folder holding them.
+    """
+    bwrap = bwrap_path()
+    if bwrap is None:
+        raise SandboxUnavailable(problem() or "bubblewrap is missing", "run `coursekit fetch-sandbox`")
+    tmp_mb = int(os.environ.get(TMP_ENV, DEFAULT_TMP_MB))
+    args = [bwrap, "--unshare-all", "--share-net", "--die-with-parent", "--cap-drop", "ALL", "--clearenv"]
+    for name, value in env.items():
+        args += ["--setenv", name, value]
+    for folder in SYSTEM_DIRS:
+        args += ["--ro-bind-try", folder, folder]
+    for link in USR_LINKS:
+        if os.path.islink(link):
+            args += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            args += ["--ro-bind", link, link]
+    for path in _readable([workdir, *hide]):
+        args += ["--ro-bind", str(path), str(path)]
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb * 2**20), "--tmpfs", TMP,
+             "--dir", HOME, "--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+    for path, fd in files.items():
+        args += ["--file", str(fd), path]
+    return [*args, "--", *argv]
