@@ -12,8 +12,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbclient.exceptions import DeadKernelError
+from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader.preprocessors import Execute
 from nbgrader.utils import determine_grade
 
@@ -181,7 +181,7 @@ def test_prepared_topics_and_files_are_removed_when_execution_fails(tmp_path: Pa
     monkeypatch.setenv(sandbox.MODE_ENV, "off")
 
     def dies(self: Any, nb: Any, resources: Any, km: Any = None) -> Any:
-        assert [p.name for p in work.iterdir()][0].startswith("labx-"), "prepared inside the working copy"
+        assert next(p.name for p in work.iterdir()).startswith("labx-"), "prepared inside the working copy"
         raise DeadKernelError("the kernel died")
 
     monkeypatch.setattr(Execute, "preprocess", dies)
@@ -194,7 +194,7 @@ def test_prepared_topics_and_files_are_removed_when_execution_fails(tmp_path: Pa
 
 def test_grading_refuses_to_start_without_its_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(sandbox.BWRAP_ENV, str(tmp_path / "no-bwrap"))
-    with pytest.raises(sandbox.SandboxUnavailable, match="fetch-sandbox.*COURSEKIT_GRADER_SANDBOX=off"):
+    with pytest.raises(sandbox.SandboxUnavailable, match=r"fetch-sandbox.*COURSEKIT_GRADER_SANDBOX=off"):
         grading.ExecuteHiddenTests().preprocess(new_notebook(cells=[]), {"nbgrader": {}, "metadata": {}})
 
 

@@ -7,15 +7,22 @@ The same batch proves the fixture's reference solution gets every point and its 
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
+import subprocess
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from conftest import FIXTURE_COURSE, ROOT
-from coursekit import labs
+from coursekit import hidden, labs
+from coursekit.graderkernel import MEMORY_ENV
 
 LAB = "lab0_fixture"
 pytestmark = pytest.mark.notebooks
@@ -72,52 +79,138 @@ def _forge(info):
                 raw=True)
 get_ipython().events.register("pre_run_cell", _forge)
 '''
-DAEMON = '''
+DAEMON = """
 import subprocess, sys
 subprocess.Popen([sys.executable, "-c", "import pathlib, time\\n"
-                  "while True:\\n    pathlib.Path(HEARTBEAT).write_text(str(time.time()))\\n    time.sleep(0.2)"],
+                  "while True:\\n    pathlib.Path('heartbeat').write_text(str(time.time()))\\n    time.sleep(0.2)"],
                  start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-'''
+"""
+
+
+def _if(condition: str, setup: str = "") -> str:
+    """A solution that is right only when ``condition`` holds: a cheat that scores only if it works."""
+    def indent(code: str) -> str:
+        return "".join("    " + line + "\n" for line in code.strip().splitlines())
+    return f"import glob, os, pathlib, time\n{setup}\nif {condition}:\n{indent(GOOD)}else:\n{indent(WRONG)}"
+
+
+# Upper-case names in a solution (COURSE, TARGETS, ...) are replaced by the real paths when it is built.
+# Writes everywhere a later kernel or the grader would pick it up; the IPython start-up file marks every
+# later kernel that runs it. No probe may be left on the machine (the batch asserts it), and the student
+# graded after it must not be marked.
+PLANTS = """
+import pathlib
+for target in TARGETS:
+    try:
+        pathlib.Path(target).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(target).write_text("import builtins; builtins.HOSTILE_PROBE = True\\n"
+                                        if "startup" in target else "# hostile probe\\n")
+    except OSError:
+        pass
+"""
+LATE_CLASSMATE = """
+def _appears(path, seconds=6.0):
+    end = time.time() + seconds
+    while time.time() < end:
+        if os.path.exists(path):
+            return True
+        time.sleep(0.2)
+    return False
+"""
+CAP_DISABLED = """
+import __main__
+__main__._tree_rss = lambda pid: 0          # the old in-kernel watcher's measure: now outside, out of reach
+hog = [bytearray(100 * 2**20) for _ in range(9)]   # 900 MB in one process, above the batch's 600 MB cap
+"""
 TAMPERING = ["swallows_errors", "always_equal", "forges_the_report"]
+# each scores 2 when its defence is off (test_without_the_defences_the_same_cheats_score), 0 with it
+CHEATS = {
+    "reads_the_source": {"solution": _if("os.access(COURSE + '/source/lab0_fixture/lab0_fixture.ipynb', os.R_OK)")},
+    "reads_the_graders": {"solution": _if("os.access(COURSE + '/graders/lab0_fixture.py', os.R_OK)")},
+    "reads_the_gradebook": {"solution": _if("os.access(COURSE + '/gradebook.db', os.R_OK)")},
+    "reads_the_secret": {"solution": _if("os.access(COURSE + '/.grading-secret', os.R_OK)")},
+    "reads_the_grader_env": {"solution": _if("os.environ.get('JUPYTERHUB_API_TOKEN') == TOKEN")},
+    # a classmate's folder created while this kernel runs (parallel grading), or kernels' connection files
+    "reads_a_classmate": {"solution": _if("_appears(CLASSMATE) or glob.glob(RUNTIME + '/kernel-*.json')",
+                                          LATE_CLASSMATE)},
+    # graded after a_plants_startup_code, which tried to leave code for later kernels
+    "zz_runs_after_the_planter": {"solution": _if("getattr(__import__('builtins'), 'HOSTILE_PROBE', False)")},
+    "disables_the_memory_cap": {"solution": CAP_DISABLED + GOOD},
+    # a wrong answer, and the kernel's copy of the hidden-test helpers made to accept anything
+    "patched_helpers": {"solution": WRONG + (
+        "\nimport coursekit.hidden as _h\n"
+        "_h.checker = lambda module, grade_id: lambda rng: _h.Hidden(call='None', verify=lambda value: None)\n")},
+    "swallows_errors": {"solution": SWALLOWS_ERRORS},
+    "forges_the_report": {"solution": FORGES_THE_REPORT},
+}
+# each scores more than its honest score when nbgrader does not restore test cells from the gradebook
+EDITS = {
+    "edited_tests": {"solution": WRONG, "tests": "print('all tests passed')\n"},
+    # the right answer, with the test cell's points raised: the score must stay 2
+    "edited_metadata": {"solution": GOOD, "metadata": True},
+}
 SUBMISSIONS = {
     "good": {"solution": GOOD},
+    # the grader's code, its environment's site-packages, IPython start-up files, its HOME, /tmp, the course
+    "a_plants_startup_code": {"solution": PLANTS + GOOD},
     "endless_loop": {"solution": "while True:\n    pass\n" + GOOD},
     "loop_after_a_correct_answer": {"solution": GOOD + "\nwhile True:\n    pass\n"},
     "kills_kernel": {"solution": "import os\nos._exit(3)\n" + GOOD},
-    "memory_bomb": {"solution": "hog = []\nwhile True:\n    hog.append(bytearray(64 * 2**20))\n" + GOOD},
+    # far above the machine's memory, in one allocation: refused at once (RLIMIT_DATA), the machine never swaps
+    "memory_bomb": {"solution": "import psutil\nhog = bytearray(4 * psutil.virtual_memory().total)\n" + GOOD},
+    # several processes, each under the cap, together above it: the watcher outside the sandbox stops them
+    "memory_bomb_processes": {"solution": (
+        "import multiprocessing, time\n"
+        "def _hog():\n    keep = bytearray(300 * 2**20)\n    time.sleep(60)\n"
+        "hogs = [multiprocessing.Process(target=_hog) for _ in range(3)]\n"
+        "for h in hogs:\n    h.start()\nfor h in hogs:\n    h.join()\n" + GOOD)},
     "huge_output": {"solution": GOOD + "\nfor i in range(200_000):\n    print('spam', i)\n"},
     "warns_but_correct": {"solution": GOOD.replace(
         "    return dict(counts)",
         "    import warnings\n    warnings.warn('a library deprecation', FutureWarning)\n    return dict(counts)")},
-    "edited_tests": {"solution": WRONG, "tests": "print('all tests passed')\n"},
     "deleted_tests": {"solution": WRONG, "delete_tests": True},
-    "edited_metadata": {"solution": WRONG, "metadata": True},
-    "reads_the_source": {"solution": (
-        "import json, pathlib\n"
-        "root = pathlib.Path.cwd().parents[2]   # autograded/<student>/<lab> -> the course directory\n"
-        "cells = json.loads((root / 'source' / 'lab0_fixture' / 'lab0_fixture.ipynb').read_text())['cells']\n"
-        "exec(''.join(next(c['source'] for c in cells\n"
-        "                  if c['metadata'].get('nbgrader', {}).get('grade_id') == 'part-a-solution')))\n")},
-    # answers right only if it can read graders/ (where the hidden tests are judged from)
-    "reads_the_graders": {"solution": (
-        "import pathlib\n"
-        "if (pathlib.Path.cwd().parents[2] / 'graders' / 'lab0_fixture.py').is_file():\n"
-        + "".join("    " + line + "\n" for line in GOOD.strip().splitlines()) + "else:\n"
-        + "".join("    " + line + "\n" for line in WRONG.strip().splitlines()))},
-    # scores only if it can read the gradebook (where the hidden tests are stored)
-    "reads_the_gradebook": {"solution": (
-        "import pathlib\n"
-        "header = (pathlib.Path.cwd().parents[2] / 'gradebook.db').read_bytes()[:15]\n"
-        "if header == b'SQLite format 3':\n" + "".join("    " + line + "\n" for line in GOOD.strip().splitlines()))},
-    "swallows_errors": {"solution": SWALLOWS_ERRORS},
     "always_equal": {"solution": ALWAYS_EQUAL},
-    "forges_the_report": {"solution": FORGES_THE_REPORT},
     # honest 2, and the process it leaves behind must not outlive its kernel
     "leaves_a_daemon": {"solution": GOOD + DAEMON},
-    "patched_helpers": {"solution": WRONG + (
-        "\nimport coursekit.data as _d\n_d.order_events = lambda *a, **k: EVENTS\n"
-        "import pandas as _pd\n_real = _pd.DataFrame.groupby\n")},
+    **CHEATS,
+    **EDITS,
 }
+MEMORY_MB = "600"
+TOKEN = "hub-token-" + uuid.uuid4().hex
+
+
+class Places:
+    """The paths a batch's submissions aim at, and what the grader's environment holds."""
+
+    def __init__(self, course: Path, outside: Path) -> None:
+        import sysconfig
+
+        from jupyter_core.paths import jupyter_runtime_dir
+
+        probe = f"hostile-probe-{uuid.uuid4().hex[:8]}"
+        self.course, self.outside = course, outside
+        self.classmate = course / "autograded" / "zz_classmate" / LAB / "answer.txt"
+        self.runtime = jupyter_runtime_dir()
+        self.targets = [ROOT / "src" / "coursekit" / f"{probe.replace('-', '_')}.py",
+                        Path(sysconfig.get_paths()["purelib"]) / f"{probe}.pth",
+                        Path(os.environ["IPYTHONDIR"]) / "profile_default" / "startup" / f"{probe}.py",
+                        Path.home() / probe, outside / probe, course / probe]
+        self.env = {"JUPYTERHUB_API_TOKEN": TOKEN, MEMORY_ENV: MEMORY_MB}
+
+    def fill(self, code: str) -> str:
+        for name, value in (("COURSE", str(self.course)), ("CLASSMATE", str(self.classmate)),
+                            ("RUNTIME", self.runtime), ("TARGETS", [str(t) for t in self.targets]),
+                            ("TOKEN", TOKEN)):
+            text = repr(value)
+            code = re.sub(rf"\b{name}\b", lambda _, text=text: text, code)
+        return code
+
+    def written(self) -> list[Path]:
+        return [t for t in self.targets if t.exists()]
+
+    def remove_probes(self) -> None:
+        for target in self.targets:
+            target.unlink(missing_ok=True)
 
 
 def _build(release: Path, spec: dict[str, object]) -> nbformat.NotebookNode:
@@ -133,34 +226,47 @@ def _build(release: Path, spec: dict[str, object]) -> nbformat.NotebookNode:
             if "tests" in spec:
                 cell.source = str(spec["tests"])
             if spec.get("metadata"):
-                meta.update(points=100, grade_id="part-a-tests")
-        if meta.get("grade_id") == "part-a-solution" and spec.get("metadata"):
-            meta.update(grade=True, points=50)
+                meta.update(points=100)
         cells.append(cell)
     nb.cells = cells
     return nb
 
 
-@pytest.fixture(scope="module")
-def heartbeat(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A file outside the course directory that the daemon of ``leaves_a_daemon`` keeps touching."""
-    return tmp_path_factory.mktemp("outside") / "heartbeat"
-
-
-def _submit(course: Path, submissions: dict[str, dict[str, object]], heartbeat: Path) -> None:
+def _submit(course: Path, submissions: dict[str, dict[str, object]], places: Places) -> None:
     assert labs.nbgrader(course, "generate_assignment", LAB, "--force").returncode == 0
+    hidden.course_secret(course)   # made on first grading; here first, so that the control run has it too
     release = course / "release" / LAB
     for name, spec in submissions.items():
         folder = course / "submitted" / name / LAB
         shutil.copytree(release, folder)
-        spec = {**spec, "solution": str(spec["solution"]).replace("HEARTBEAT", repr(str(heartbeat)))}
-        nbformat.write(_build(release / f"{LAB}.ipynb", spec), folder / f"{LAB}.ipynb")
+        nbformat.write(_build(release / f"{LAB}.ipynb", {**spec, "solution": places.fill(str(spec["solution"]))}),
+                       folder / f"{LAB}.ipynb")
+
+
+def _autograde(course: Path, places: Places, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess[str]:
+    """One ``nbgrader autograde`` of every submission; a classmate's folder appears while one is graded."""
+    def classmate_arrives() -> None:
+        end = time.time() + 600
+        while not (course / "autograded" / "reads_a_classmate").exists() and time.time() < end:
+            time.sleep(0.1)
+        places.classmate.parent.mkdir(parents=True, exist_ok=True)
+        places.classmate.write_text("a classmate's answer")
+
+    arrival = threading.Thread(target=classmate_arrives, daemon=True)
+    arrival.start()
+    try:
+        return labs.nbgrader(course, "autograde", LAB, "--create", "--ExecutePreprocessor.timeout=15",
+                             "--Execute.timeout=15", timeout=900, env={**places.env, **(env or {})})
+    finally:
+        arrival.join(timeout=1)
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory, heartbeat: Path) -> tuple[Path, str]:
+def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str], Places]:
     course = labs.scratch_course(FIXTURE_COURSE, ROOT / labs.CONFIG, [LAB], tmp_path_factory.mktemp("hostile"))
-    _submit(course, SUBMISSIONS, heartbeat)
+    places = Places(course, tmp_path_factory.mktemp("outside"))
+    _submit(course, SUBMISSIONS, places)
     release = course / "release" / LAB
     broken = course / "submitted" / "not_json" / LAB
     shutil.copytree(release, broken)
@@ -170,12 +276,17 @@ def graded(tmp_path_factory: pytest.TempPathFactory, heartbeat: Path) -> tuple[P
     (renamed / f"{LAB}.ipynb").rename(renamed / f"{LAB} (1).ipynb")
     shutil.copytree(release, course / "submitted" / "blank" / LAB)
     shutil.copytree(course / "source" / LAB, course / "submitted" / "reference" / LAB)
-    done = labs.nbgrader(course, "autograde", LAB, "--create", "--ExecutePreprocessor.timeout=15",
-                         "--Execute.timeout=15", timeout=900)
-    return course, done.stdout + done.stderr
+    try:
+        done = _autograde(course, places)
+        written = places.written()
+    finally:
+        places.remove_probes()
+    assert not written, f"a submission wrote outside its working copy: {written}"
+    return course, done, places
 
 
 def _scores(course: Path) -> dict[str, float | None]:
+    """Each student's autograded score; None for one whose submission could not be graded."""
     from nbgrader.api import Gradebook, MissingEntry
 
     result: dict[str, float | None] = {}
@@ -188,17 +299,37 @@ def _scores(course: Path) -> dict[str, float | None]:
     return result
 
 
-@BATCH
-def test_the_good_submission_is_graded_right(graded: tuple[Path, str]) -> None:
-    course, _ = graded
-    assert _scores(course)["good"] == 2
+# no autograded notebook: unreadable, or its kernel died (nbgrader reports these as errors, score 0)
+NOT_GRADED = {"not_json", "renamed", "kills_kernel", "memory_bomb_processes"}
 
 
 @BATCH
-def test_reference_gets_every_point_and_blank_none(graded: tuple[Path, str]) -> None:
+def test_every_student_has_a_row_and_nbgrader_reports_only_the_ungraded(
+        graded: tuple[Path, subprocess.CompletedProcess[str], Places]) -> None:
+    course, done, _ = graded
+    submitted = {p.name for p in (course / "submitted").iterdir()}
+    scores = _scores(course)
+    assert set(scores) == submitted, "one gradebook row per submitted student"
+    assert None not in scores.values(), f"every submission has a score (0 when it cannot be graded): {scores}"
+    log = done.stdout + done.stderr
+    assert done.returncode != 0, "nbgrader's exit status says that some submissions could not be graded"
+    failed = set(re.findall(rf"error processing assignment '{LAB}' for student '([^']+)'", log))
+    assert failed == NOT_GRADED, f"nbgrader failed on {failed}, expected only {NOT_GRADED}:\n{log[-3000:]}"
+
+
+Graded = tuple[Path, subprocess.CompletedProcess[str], Places]
+
+
+@BATCH
+def test_the_good_submission_is_graded_right(graded: Graded) -> None:
+    assert _scores(graded[0])["good"] == 2
+
+
+@BATCH
+def test_reference_gets_every_point_and_blank_none(graded: Graded) -> None:
     from nbgrader.api import Gradebook
 
-    course, _ = graded
+    course = graded[0]
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         reference = gb.find_submission(LAB, "reference")
         assert reference.max_code_score > 0
@@ -208,17 +339,20 @@ def test_reference_gets_every_point_and_blank_none(graded: tuple[Path, str]) -> 
 
 
 @BATCH
-@pytest.mark.parametrize("name", ["endless_loop", "kills_kernel", "memory_bomb", "edited_tests", "deleted_tests",
-                                  "edited_metadata", "patched_helpers", "reads_the_source", "reads_the_gradebook",
-                                  "reads_the_graders", "not_json", "renamed", *TAMPERING])
-def test_bad_submissions_get_no_points(graded: tuple[Path, str], name: str) -> None:
-    course, _ = graded
-    assert _scores(course).get(name) in (0, None), f"{name} scored"
+@pytest.mark.parametrize("name", ["endless_loop", "kills_kernel", "memory_bomb", "memory_bomb_processes",
+                                  "deleted_tests", "always_equal", "edited_tests", *CHEATS])
+def test_bad_submissions_get_no_points(graded: Graded, name: str) -> None:
+    assert _scores(graded[0])[name] == 0, f"{name} scored"
 
 
 @BATCH
-def test_huge_output_and_late_loops_keep_their_honest_score(graded: tuple[Path, str]) -> None:
-    course, _ = graded
+def test_raised_points_do_not_raise_the_score(graded: Graded) -> None:
+    assert _scores(graded[0])["edited_metadata"] == 2, "the gradebook's points count, not the submission's"
+
+
+@BATCH
+def test_huge_output_and_late_loops_keep_their_honest_score(graded: Graded) -> None:
+    course = graded[0]
     assert _scores(course)["loop_after_a_correct_answer"] == 2, "the function was defined before the loop"
     assert _scores(course)["huge_output"] == 2
     assert _scores(course)["warns_but_correct"] == 2, "a warning on stderr is not a failed test"
@@ -230,26 +364,37 @@ def test_huge_output_and_late_loops_keep_their_honest_score(graded: tuple[Path, 
     assert printed <= 1100, "output is cut to LimitOutput.max_lines"
 
 
-@BATCH
-def test_the_log_names_each_failure(graded: tuple[Path, str]) -> None:
-    _, log = graded
-    for name in ("not_json", "kills_kernel", "renamed"):
-        assert name in log, f"the log does not mention {name}"
-    assert "was stopped" in log and "MB" in log, "the memory cap says why it stopped a kernel"
+def _outputs(course: Path, name: str) -> str:
+    """The outputs of a student's autograded notebook, as text ("" when there is none)."""
+    path = course / "autograded" / name / LAB / f"{LAB}.ipynb"
+    if not path.is_file():
+        return ""
+    return json.dumps([c.get("outputs", []) for c in nbformat.read(path, as_version=4).cells])
 
 
 @BATCH
-def test_a_lab_that_does_not_exist(graded: tuple[Path, str]) -> None:
-    course, _ = graded
-    done = labs.nbgrader(course, "autograde", "lab9_nope", timeout=120)
+def test_the_log_names_each_failure_and_its_student(graded: Graded) -> None:
+    _, done, _ = graded
+    log = done.stdout + done.stderr
+    for name in ("not_json", "renamed"):
+        assert f"submitted/{name}/{LAB}" in log, f"the log does not say which submission {name} is"
+    assert f"the kernel for memory_bomb_processes used more than {MEMORY_MB} MB and was stopped" in log
+    assert "MemoryError" in _outputs(graded[0], "memory_bomb"), "one allocation past the cap fails at once"
+    assert "MemoryError" in _outputs(graded[0], "disables_the_memory_cap")
+
+
+@BATCH
+def test_a_lab_that_does_not_exist(graded: Graded) -> None:
+    done = labs.nbgrader(graded[0], "autograde", "lab9_nope", timeout=120)
     assert done.returncode != 0
     assert "lab9_nope" in done.stdout + done.stderr
 
 
 @BATCH
-def test_nothing_a_submission_starts_outlives_its_kernel(graded: tuple[Path, str], heartbeat: Path) -> None:
-    course, _ = graded
+def test_nothing_a_submission_starts_outlives_its_kernel(graded: Graded) -> None:
+    course = graded[0]
     assert _scores(course)["leaves_a_daemon"] == 2, "starting a process is allowed; the answer is right"
+    heartbeat = course / "autograded" / "leaves_a_daemon" / LAB / "heartbeat"
     assert heartbeat.is_file(), "the daemon ran while the kernel was alive"
     before = heartbeat.read_text()
     time.sleep(1.0)
@@ -257,8 +402,16 @@ def test_nothing_a_submission_starts_outlives_its_kernel(graded: tuple[Path, str
 
 
 @BATCH
-def test_the_log_gives_the_grader_s_reason(graded: tuple[Path, str]) -> None:
-    course, log = graded
+def test_no_grader_secret_reaches_a_submission(graded: Graded) -> None:
+    course = graded[0]
+    for name in SUBMISSIONS:
+        assert TOKEN not in _outputs(course, name), f"the grader's hub token reached {name}'s notebook"
+
+
+@BATCH
+def test_the_log_gives_the_grader_s_reason(graded: Graded) -> None:
+    course, done, _ = graded
+    log = done.stdout + done.stderr
     for name in TAMPERING:
         assert f"{name}, part-a-tests: hidden tests failed" in log
     nb = nbformat.read(course / "autograded" / "always_equal" / LAB / f"{LAB}.ipynb", as_version=4)
@@ -266,17 +419,46 @@ def test_the_log_gives_the_grader_s_reason(graded: tuple[Path, str]) -> None:
     assert errors and errors[0]["ename"] == "HiddenTestFailed", "the instructor sees why in the autograded notebook"
 
 
-def test_in_kernel_hidden_tests_would_be_fooled(tmp_path: Path, heartbeat: Path) -> None:
-    """Without the grader-side judging and the isolation, the same tampering scores: the tests above are not vacuous."""
+def _control(tmp_path: Path, config: str, names: list[str], env: dict[str, str]) -> dict[str, float | None]:
+    """Grade ``names`` in a course whose config ends with ``config`` (a defence removed); their scores."""
     course = labs.scratch_course(FIXTURE_COURSE, ROOT / labs.CONFIG, [LAB], tmp_path / "course")
-    with (course / labs.CONFIG).open("a") as config:
-        config.write("\n# defences off, for this test only\nos.environ.pop(COURSE_ENV)\n"
-                     "c.Autograde.autograde_preprocessors = [p for p in c.Autograde.autograde_preprocessors\n"
-                     "                                      if 'HiddenTests' not in p]\n")
-    _submit(course, {name: SUBMISSIONS[name] for name in ["good", "reads_the_graders", *TAMPERING]}, heartbeat)
-    labs.nbgrader(course, "autograde", LAB, "--create", timeout=600)
-    scores = _scores(course)
+    with (course / labs.CONFIG).open("a") as out:
+        out.write("\n# defences off, for this test only\n" + config)
+    places = Places(course, tmp_path / "outside")
+    places.outside.mkdir()
+    _submit(course, {name: SUBMISSIONS[name] for name in names}, places)
+    try:
+        done = _autograde(course, places, env=env)
+        written = places.written()
+    finally:
+        places.remove_probes()
+    assert done.returncode == 0, done.stdout + done.stderr
+    if "a_plants_startup_code" in names:
+        assert written == places.targets, "without the sandbox every one of these places is writable"
+    return _scores(course)
+
+
+def test_without_the_defences_the_same_cheats_score(tmp_path: Path) -> None:
+    """Each defence removed, each cheat above scores: the tests above are not vacuous.
+
+    Off here: the sandbox (``COURSEKIT_GRADER_SANDBOX=off``: file system, environment, classmates), the
+    memory cap (0), and the grader-side judging of hidden tests (nbgrader's own ``Execute``: the hidden
+    tests run in the kernel, as nbgrader does by default).
+    """
+    config = ("c.Autograde.autograde_preprocessors = [p.replace('coursekit.grading.ExecuteHiddenTests',\n"
+              "    'nbgrader.preprocessors.Execute') for p in c.Autograde.autograde_preprocessors]\n")
+    names = ["good", "always_equal", "a_plants_startup_code", *CHEATS]
+    scores = _control(tmp_path, config, names, {"COURSEKIT_GRADER_SANDBOX": "off", MEMORY_ENV: "0"})
     assert scores["good"] == 2, "the hidden tests run in the kernel when the grader does not judge them"
-    assert scores["swallows_errors"] == 2 and scores["forges_the_report"] == 2
-    assert scores["reads_the_graders"] == 2, "without isolation graders/ is readable"
+    assert {name: scores[name] for name in CHEATS} == dict.fromkeys(CHEATS, 2)
     assert scores["always_equal"] == 0, "the returned value is compared as JSON data, not as the kernel's object"
+
+
+def test_without_restored_test_cells_edits_score(tmp_path: Path) -> None:
+    """nbgrader's ``OverwriteCells`` (restoring test cells and their points from the gradebook) removed."""
+    kept = ", ".join(f"'nbgrader.preprocessors.{name}'"  # nbgrader's own list, less OverwriteCells
+                     for name in ("ClearOutput", "DeduplicateIds", "OverwriteKernelspec", "CheckCellMetadata"))
+    config = f"c.Autograde.sanitize_preprocessors = [{kept}]\n"
+    scores = _control(tmp_path, config, list(EDITS), {})
+    assert scores["edited_tests"] == 2, "the edited test cell ran as the student wrote it"
+    assert scores["edited_metadata"] > 2, "the submission's own points counted"

@@ -136,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     clean.add_argument("--check", action="store_true", help="only report notebooks that need cleaning")
     release = sub.add_parser("release", help="regenerate release/ from source/ with nbgrader (never edit release/)")
     release.add_argument("--course", type=Path, default=Path.cwd(), help="course directory (default: here)")
+    dist = sub.add_parser("dist", help="build the learners' copy of the course (no solutions, hidden tests or "
+                                       "grading state) into a new folder")
+    dist.add_argument("into", type=Path)
+    dist.add_argument("--course", type=Path, default=Path.cwd(), help="course directory (default: here)")
     bench = sub.add_parser("bench", help="execute notebooks; print wall time and peak memory against the budgets")
     bench.add_argument("paths", nargs="*", type=Path)
     bench.add_argument("--warm", action="store_true", help="keep the Kafka broker running between notebooks")
@@ -189,6 +193,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         config = course / labs.CONFIG if (course / labs.CONFIG).is_file() else Path.cwd() / labs.CONFIG
         changed = labs.release_all(course, config)
         print(f"regenerated: {', '.join(changed)}" if changed else "release/ is up to date")
+        return 0
+    if args.command == "dist":
+        from coursekit import distribution
+
+        files = distribution.build(args.course.resolve(), args.into)
+        print(f"{len(files)} files in {args.into}: push it to the repository learners clone and Binder builds from")
         return 0
     if args.command == "bench":
         return _bench(args.paths, warm=args.warm)

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from coursekit import notebooks
@@ -41,10 +42,12 @@ def scratch_course(course: Path, config: Path, labs: list[str], into: Path) -> P
     return into
 
 
-def nbgrader(course: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run ``nbgrader ARGS`` with ``course`` as the working directory (its config applies)."""
+def nbgrader(course: Path, *args: str, timeout: float = 600, env: Mapping[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    """Run ``nbgrader ARGS`` with ``course`` as the working directory (its config applies); ``env`` adds
+    variables to its environment."""
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True,
-                          text=True, timeout=timeout, check=False, env=venv_env())
+                          text=True, timeout=timeout, check=False, env={**venv_env(), **(env or {})})
 
 
 def venv_env() -> dict[str, str]:

@@ -182,4 +182,5 @@ def command(argv: list[str], *, workdir: Path, env: Mapping[str, str], files: Ma
              "--dir", HOME, "--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
     for path, fd in files.items():
         args += ["--file", str(fd), path]
-    return [*args, "--", *argv]
+    # the sandbox's root is a tmpfs of bwrap's that would take writes (uncapped, in memory): make it read-only
+    return [*args, "--remount-ro", "/", "--", *argv]
