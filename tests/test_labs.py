@@ -11,8 +11,12 @@ is a real account; see docs/instructor_guide.md).
 
 from __future__ import annotations
 
+import ast
 import csv
+import html
 import importlib.util
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -109,6 +113,8 @@ class Batch:
         self.log = ok(labs.nbgrader(self.course, "autograde", lab, "--create", timeout=900))
         self.manual()
         ok(labs.nbgrader(self.course, "generate_feedback", lab))
+        self.feedback = {name: _page_text(page) for name in (*self.homes, *CASES)
+                         for page in (self.course / "feedback" / name / lab).glob("*.html")}
         for case in CASES:  # they did not come through the exchange, so there is nowhere to release theirs
             shutil.rmtree(self.course / "feedback" / case)
         ok(labs.nbgrader(self.course, "release_feedback", lab, ex))
@@ -213,11 +219,36 @@ def test_manual_grades_add_up_and_are_exported(batch: Batch) -> None:
     assert {name: rows[name] for name in batch.homes} == scores
 
 
+def _page_text(page: Path) -> str:
+    """What a reader of an HTML page sees: its text without tags (syntax highlighting splits code into spans)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+
+
+def _hidden_texts(batch: Batch) -> set[str]:
+    """Text that really is in the lab's hidden tests: the hidden blocks of the source, and the constant
+    parts (three words or more) of the grader's failure messages."""
+    texts = {line.strip() for cell in batch.source.cells
+             for block in re.findall(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", cell.source, re.DOTALL)
+             for line in block.splitlines() if len(line.strip()) > 10}
+    tree = ast.parse((batch.course / "graders" / f"{batch.lab}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert) and node.msg is not None:
+            parts = node.msg.values if isinstance(node.msg, ast.JoinedStr) else [node.msg]
+            texts |= {p.value.strip(" :") for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str)
+                      and len(p.value.split()) >= 3}
+    return texts
+
+
 def test_feedback_reaches_each_student_without_hidden_tests(batch: Batch) -> None:
     for name, home in batch.homes.items():
         pages = list((home / batch.lab / "feedback").rglob(f"{batch.lab}.html"))
         assert len(pages) == 1, f"{name} got no feedback"
-        html = pages[0].read_text()
-        assert "BEGIN HIDDEN TESTS" not in html and "hidden_tests(" not in html and "graders/" not in html, (
-            f"hidden tests are visible in {name}'s feedback")
-        assert "hidden tests" in html
+        assert "hidden tests" in _page_text(pages[0])
+    hidden = _hidden_texts(batch)
+    wrong = nbformat.read(batch.course / "autograded" / "wrong" / batch.lab / f"{batch.lab}.ipynb", as_version=4)
+    instructor_sees = json.dumps([c.get("outputs", []) for c in wrong.cells])
+    assert any(text in instructor_sees for text in hidden), "the scan looks for text the hidden tests really print"
+    assert set(batch.feedback) == {*batch.homes, *CASES}
+    for name, text in batch.feedback.items():
+        shown = sorted(t for t in hidden if t in text)
+        assert not shown, f"{name}'s feedback shows the hidden tests: {shown}"
