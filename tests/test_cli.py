@@ -173,3 +173,39 @@ def test_course_lab_serves_jupyterlab_even_as_root(tmp_path: Path) -> None:
     finally:
         os.killpg(lab.pid, signal.SIGTERM)
         lab.wait(timeout=30)
+
+
+def _script(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_fetch_sandbox_unpacks_bubblewrap_without_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from coursekit import sandbox
+
+    bin_dir = tmp_path / "bin"
+    _script(bin_dir / "apt-get", 'echo "$@" >> "$LOG"; [ "$1" = download ] && : > bubblewrap_0.8.0_amd64.deb')
+    _script(bin_dir / "dpkg-deb", 'mkdir -p "$3/usr/bin" && printf "#!/bin/sh\\ntrue\\n" > "$3/usr/bin/bwrap"')
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("LOG", str(tmp_path / "apt.log"))
+    installed = sandbox.install(tmp_path / "env" / "bwrap")
+    assert os.access(installed, os.X_OK)
+    assert (tmp_path / "apt.log").read_text().splitlines()[0] == f"download bubblewrap={sandbox.DEBIAN_VERSION}"
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    with pytest.raises(sandbox.SandboxUnavailable, match="bubblewrap"):
+        sandbox.install(tmp_path / "env2" / "bwrap")
+
+
+def test_doctor_says_when_grading_cannot_isolate_submissions(tmp_path: Path) -> None:
+    from coursekit import sandbox
+
+    refused = _script(tmp_path / "bwrap", 'echo "bwrap: No permissions to create new namespace" >&2; exit 1')
+    done = coursekit("doctor", env={sandbox.BWRAP_ENV: str(refused)})
+    line = next(row for row in done.stdout.splitlines() if row.startswith("grading sandbox"))
+    assert "FAIL" in line and "No permissions" in line and "user namespaces" in line and done.returncode == 1
+    off = coursekit("doctor", env={sandbox.BWRAP_ENV: str(refused), sandbox.MODE_ENV: "off"})
+    assert "WITHOUT isolation" in next(r for r in off.stdout.splitlines() if r.startswith("grading sandbox"))
+    missing = coursekit("doctor", env={sandbox.BWRAP_ENV: str(tmp_path / "absent")})
+    assert "coursekit fetch-sandbox" in missing.stdout

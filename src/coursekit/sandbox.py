@@ -105,7 +105,9 @@ def install(into: Path | None = None) -> Path:
         raise SandboxUnavailable("this system has no apt-get/dpkg-deb to fetch bubblewrap with",
                                  "install your distribution's `bubblewrap` package (it puts `bwrap` on PATH)")
     with tempfile.TemporaryDirectory() as tmp:
-        for spec in (f"{DEBIAN_PACKAGE}={DEBIAN_VERSION}", DEBIAN_PACKAGE):
+        for attempt, spec in enumerate((f"{DEBIAN_PACKAGE}={DEBIAN_VERSION}", DEBIAN_PACKAGE, DEBIAN_PACKAGE)):
+            if attempt == 2 and os.geteuid() == 0:  # a fresh container often has no package lists yet
+                subprocess.run([apt, "update", "-qq"], capture_output=True, check=False, timeout=300)
             done = subprocess.run([apt, "download", spec], cwd=tmp, capture_output=True, text=True, check=False)
             if done.returncode == 0:
                 break
