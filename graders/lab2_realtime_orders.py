@@ -96,7 +96,7 @@ def part_b_tests(rng: random.Random) -> Hidden:
                 break
         else:
             raise RuntimeError(f"no hidden data with late events for window {window_s} s, lateness {lateness_s} s")
-        topic, group = kafka.fresh_topic("lab2.b.hidden", 1), f"lab2-b-{uuid.uuid4().hex[:8]}"
+        topic, group = kafka.fresh_topic("lab2.b.hidden", 1), kafka.name(f"lab2-b-{uuid.uuid4().hex[:8]}")
         _produce(topic, [(e["order_id"], data.to_json(e)) for e in events])
         runs.append((topic, group, window_s, lateness_s, len(events), truth))
 
@@ -123,7 +123,7 @@ def part_c_tests(rng: random.Random) -> Hidden:
     payloads, bad = data.with_malformed(events, rate=0.12, seed=seed)
     source, dlq = kafka.fresh_topic("lab2.c.hidden", partitions), kafka.fresh_topic("lab2.c.hidden.dlq", 1)
     _produce(source, [(e["order_id"], p) for e, p in zip(events, payloads, strict=True)])
-    group = f"lab2-c-{uuid.uuid4().hex[:8]}"
+    group = kafka.name(f"lab2-c-{uuid.uuid4().hex[:8]}")
 
     def verify(good: Any) -> None:
         dead = kafka.read_all(dlq, raw=True)
@@ -145,7 +145,7 @@ def part_d_tests(rng: random.Random) -> Hidden:
     seed, partitions = rng.randrange(2**31), rng.choice([2, 3, 4])
     events = data.order_events(n_orders=120, seed=seed)
     stops = [rng.randint(5, 40), rng.randint(20, 80), 1]
-    topic, group = kafka.fresh_topic("lab2.d.hidden", partitions), f"lab2-d-{uuid.uuid4().hex[:8]}"
+    topic, group = kafka.fresh_topic("lab2.d.hidden", partitions), kafka.name(f"lab2-d-{uuid.uuid4().hex[:8]}")
     _produce(topic, [(e["order_id"], data.to_json(e)) for e in events])
     folder = hidden.scratch("lab2-d-")  # where the sandboxed kernel can write the table
     db_path = str(folder / "revenue.db")

@@ -14,9 +14,11 @@ SQLite files and the offline store reads Parquet files, all under ``<state>/feas
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from coursekit import naming
 from coursekit.config import engine_dir
 
 if TYPE_CHECKING:
@@ -65,11 +67,24 @@ def data_dir() -> Path:
     return path
 
 
-def feature_store(path: str | Path | None = None) -> FeatureStore:
-    """A ``FeatureStore`` over ``path`` (a repo directory), or over :func:`repo_path`."""
-    from feast import FeatureStore
+def shared() -> bool:
+    """True when notebooks use a feature repository others may share (``FEAST_REPO_PATH``)."""
+    return bool(os.environ.get(REPO_ENV, "").strip())
 
-    return FeatureStore(repo_path=str(path if path is not None else repo_path()))
+
+def feature_store(path: str | Path | None = None) -> FeatureStore:
+    """A ``FeatureStore`` over ``path`` (a repo directory), or over :func:`repo_path`.
+
+    On a shared repository (``FEAST_REPO_PATH``) its project becomes ``<learner>.<project>``
+    (:mod:`coursekit.naming`): each learner's feature views and online rows are their own.
+    """
+    from feast import FeatureStore
+    from feast.repo_config import load_repo_config
+
+    repo = Path(path if path is not None else repo_path())
+    config = load_repo_config(repo, repo / "feature_store.yaml")
+    config.project = re.sub(r"[^0-9A-Za-z_]", "_", naming.namespaced(config.project, shared()))  # Feast: \w only
+    return FeatureStore(repo_path=str(repo), config=config)
 
 
 def reset() -> None:

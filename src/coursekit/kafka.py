@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from coursekit import jars
+from coursekit import jars, naming
 from coursekit.config import engine_dir, env_int, quiet_native_output
 from coursekit.errors import EngineFailed, EngineUnreachable, PortInUse
 from coursekit.java import log4j2_to_file, require_java
@@ -374,6 +374,17 @@ def bootstrap_servers(*, start_embedded: bool = True, timeout: float = REACH_TIM
     return start().bootstrap
 
 
+def shared() -> bool:
+    """True when notebooks use a cluster others may share (``KAFKA_BOOTSTRAP_SERVERS``), not their own broker."""
+    return bool(os.environ.get(BOOTSTRAP_ENV, "").strip())
+
+
+def name(base: str) -> str:
+    """The name a notebook gives a topic, consumer group or transactional id: ``base`` on the learner's own
+    broker, ``<learner>.<base>`` on a shared cluster (:mod:`coursekit.naming`). Idempotent."""
+    return naming.namespaced(base, shared())
+
+
 def client_config(**overrides: object) -> dict[str, object]:
     """A confluent-kafka config with ``bootstrap.servers`` filled in, plus ``overrides``.
 
@@ -382,15 +393,18 @@ def client_config(**overrides: object) -> dict[str, object]:
     return {"bootstrap.servers": bootstrap_servers(), **overrides}
 
 
-def ensure_topic(name: str, partitions: int = 1, *, config: Mapping[str, str] | None = None,
+def ensure_topic(topic: str, partitions: int = 1, *, config: Mapping[str, str] | None = None,
                  recreate: bool = False, timeout: float = 30.0) -> str:
-    """Make sure topic ``name`` exists with ``partitions`` partitions (AdminClient); return its name.
+    """Make sure topic ``topic`` exists with ``partitions`` partitions (AdminClient); return its name.
 
-    With ``recreate=True`` an existing topic is deleted first, so a notebook starts from empty.
+    The name is :func:`name` of ``topic``: on a shared cluster it gets the learner's prefix, so use the
+    returned name. With ``recreate=True`` an existing topic is deleted first, so a notebook starts from
+    empty (only this learner's topic: another learner's has another name).
     """
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    name = naming.namespaced(topic, shared())  # what name(topic) gives
     bootstrap = bootstrap_servers()
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = admin.list_topics(timeout=timeout).topics

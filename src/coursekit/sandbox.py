@@ -42,7 +42,7 @@ DEBIAN_VERSION = "0.8.0-2+deb12u1"
 # switches to real deployments (the same code must reach the same engines); nothing else
 KERNEL_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "JAVA_HOME", "KAFKA_BOOTSTRAP_SERVERS", "SPARK_REMOTE",
               "SPARK_MASTER", "MLFLOW_TRACKING_URI", "FEAST_REPO_PATH", "COURSEKIT_JARS", "COURSEKIT_NATIVE_LOGS",
-              "MLFLOW_DISABLE_TELEMETRY", "PYDEVD_DISABLE_FILE_VALIDATION")
+              "MLFLOW_DISABLE_TELEMETRY", "PYDEVD_DISABLE_FILE_VALIDATION", "COURSEKIT_LEARNER", "COURSEKIT_NAMESPACE")
 SYSTEM_DIRS = ("/usr", "/etc")
 USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 TMP = "/tmp"  # noqa: S108 - inside the sandbox: its own fresh tmpfs, not the machine's /tmp
@@ -131,6 +131,16 @@ def kernel_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def _kernel_sys_path() -> list[str]:
+    """The import path the kernel will have: this interpreter's own, without ``PYTHONPATH`` or the
+    current folder (``-I``), as in the sandbox, where the environment is cleared."""
+    import json
+
+    done = subprocess.run([sys.executable, "-I", "-c", "import json, sys; print(json.dumps(sys.path))"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return list(json.loads(done.stdout))
+
+
 def _readable(hide: list[Path]) -> list[Path]:
     """What the kernel must read besides the system: its Python, the course package, Java, the jars.
 
@@ -140,7 +150,7 @@ def _readable(hide: list[Path]) -> list[Path]:
     from coursekit import jars
 
     paths = {Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    paths |= {Path(p) for p in sys.path if p and Path(p).is_dir()}
+    paths |= {Path(p) for p in _kernel_sys_path() if p and Path(p).is_dir()}
     paths.add(Path(os.path.realpath(sys.executable)).parent.parent)
     paths.add(jars.jar_root())
     java = os.environ.get("JAVA_HOME") or shutil.which("java")
@@ -178,10 +188,11 @@ def command(argv: list[str], *, workdir: Path, env: Mapping[str, str], files: Ma
             args += ["--symlink", os.readlink(link), link]
         elif os.path.isdir(link):
             args += ["--ro-bind", link, link]
+    # the private /tmp first: what is bound below may live under the machine's /tmp (a course cloned there)
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb * 2**20), "--tmpfs", TMP, "--dir", HOME]
     for path in _readable([workdir, *hide]):
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb * 2**20), "--tmpfs", TMP,
-             "--dir", HOME, "--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+    args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
     for path, fd in files.items():
         args += ["--file", str(fd), path]
     # the sandbox's root is a tmpfs of bwrap's that would take writes (uncapped, in memory): make it read-only

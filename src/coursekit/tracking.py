@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 
+from coursekit import naming
 from coursekit.config import engine_dir
 
 URI_ENV = "MLFLOW_TRACKING_URI"
@@ -54,11 +55,18 @@ def configure() -> str:
     return uri
 
 
-def experiment(name: str) -> str:
-    """Make ``name`` the active experiment, creating it if needed; return its id."""
+def name(base: str) -> str:
+    """The name of an experiment or registered model: ``base`` in the learner's own store,
+    ``<learner>.<base>`` on a shared tracking server (:mod:`coursekit.naming`). Idempotent."""
+    return naming.namespaced(base, _user_uri() is not None)
+
+
+def experiment(base: str) -> str:
+    """Make :func:`name` of ``base`` the active experiment, creating it if needed; return its id."""
     import mlflow
 
     configure()
+    name = naming.namespaced(base, _user_uri() is not None)  # what name(base) gives
     found = mlflow.get_experiment_by_name(name)
     if found is None:
         location = None if _user_uri() else f"{artifact_root()}/{name}"
