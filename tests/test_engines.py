@@ -3,6 +3,7 @@ and each switches to a real deployment with its one setting (run here as real lo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -193,7 +194,11 @@ def test_feast_repo_variable_opens_that_repository(tmp_path: Path, monkeypatch: 
         f"project: team\nprovider: local\nregistry: {tmp_path / 'registry.db'}\n"
         f"online_store:\n  type: sqlite\n  path: {tmp_path / 'online.db'}\nentity_key_serialization_version: 3\n")
     monkeypatch.setenv("FEAST_REPO_PATH", str(repo))
+    monkeypatch.setenv("JUPYTERHUB_USER", "Ada")
     assert featurestore.repo_path() == repo
+    store = featurestore.feature_store()
+    assert store.project == f"ada_{hashlib.sha256(b'Ada').hexdigest()[:6]}_team", "a shared repository: my project"
+    monkeypatch.setenv("COURSEKIT_NAMESPACE", "never")
     store = featurestore.feature_store()
     assert store.project == "team"
     assert store.list_feature_views() == []
