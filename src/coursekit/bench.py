@@ -1,4 +1,4 @@
-"""Benchmark: execute notebooks and report wall time and peak memory of the whole process tree.
+"""Benchmark: execute notebooks and report wall time, peak memory and CPU time of the whole process tree.
 
 The tree is the notebook's kernel with every process it starts (the Spark JVM among them) plus
 the embedded Kafka broker, which runs detached. By default the broker is stopped before each
@@ -32,14 +32,20 @@ class Result:
     seconds: float
     peak_mb: float
     ok: bool
+    cpu_s: float = 0.0
+
+    @property
+    def cores(self) -> float:
+        """The mean number of cores the notebook kept busy (CPU time over wall time)."""
+        return self.cpu_s / self.seconds if self.seconds else 0.0
 
     @property
     def within_budget(self) -> bool:
         return self.ok and self.seconds <= TIME_BUDGET_S and self.peak_mb <= MEMORY_BUDGET_MB
 
 
-def _tree_rss(root: psutil.Process) -> int:
-    """RSS of ``root``'s descendants (not ``root`` itself, the runner) and of the embedded broker."""
+def _tree(root: psutil.Process) -> dict[int, psutil.Process]:
+    """``root``'s descendants (not ``root`` itself, the runner) and the embedded broker."""
     procs: dict[int, psutil.Process] = {}
     try:
         procs.update({p.pid: p for p in root.children(recursive=True)})
@@ -51,10 +57,22 @@ def _tree_rss(root: psutil.Process) -> int:
             procs[broker.pid] = psutil.Process(broker.pid)
         except psutil.Error:
             pass
+    return procs
+
+
+def _cpu(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _tree_rss(root: psutil.Process, cpu: dict[int, float] | None = None) -> int:
+    """RSS of :func:`_tree`; the CPU seconds each process has used so far go into ``cpu``."""
     total = 0
-    for proc in procs.values():
+    for pid, proc in _tree(root).items():
         try:
             total += proc.memory_info().rss
+            if cpu is not None:
+                cpu[pid] = _cpu(proc)
         except psutil.Error:
             continue
     return total
@@ -67,27 +85,45 @@ def run_one(path: Path, *, warm: bool = False, timeout: int = 600) -> Result:
     out = Path(tempfile.mkdtemp(prefix="coursekit-bench-"))
     cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
            f"--ExecutePreprocessor.timeout={timeout}", "--output-dir", str(out), str(path)]
+    broker = kafka.status()
+    cpu: dict[int, float] = {}
+    if broker is not None:  # a warm broker: count only what it does during the notebook
+        cpu[-1] = -_cpu(psutil.Process(broker.pid))
     start = time.monotonic()
     runner = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=path.parent)
     peak = 0
     while runner.poll() is None:
-        peak = max(peak, _tree_rss(runner))
+        peak = max(peak, _tree_rss(runner, cpu))
         time.sleep(0.2)
     seconds = time.monotonic() - start
+    if broker is None and kafka.status() is not None:
+        cpu[-1] = 0.0  # started by the notebook: all its CPU time is the notebook's, already sampled
     ok = runner.returncode == 0
     if not ok and runner.stderr is not None:
         sys.stderr.write(runner.stderr.read().decode(errors="replace")[-3000:])
     shutil.rmtree(out, ignore_errors=True)
-    return Result(path.name, seconds, peak / 2**20, ok)
+    return Result(path.name, seconds, peak / 2**20, ok, sum(cpu.values()))
+
+
+def idle_learner(seconds: float = 30.0) -> dict[str, float]:
+    """Memory and CPU of a learner who has the course open but runs nothing: their broker, started and
+    left idle for ``seconds``, then measured for as long again."""
+    broker = kafka.start()
+    time.sleep(seconds)
+    proc = psutil.Process(broker.pid)
+    before = _cpu(proc)
+    time.sleep(seconds)
+    return {"broker_rss_mb": proc.memory_info().rss / 2**20, "broker_cores": (_cpu(proc) - before) / seconds}
 
 
 def table(results: list[Result]) -> str:
     """Format results as a Markdown table with the budgets."""
-    lines = [f"| notebook | wall time (s) | peak memory (MB) | within budget ({TIME_BUDGET_S:.0f} s, "
-             f"{MEMORY_BUDGET_MB:.0f} MB) |", "|---|---:|---:|---|"]
+    lines = [f"| notebook | wall time (s) | peak memory (MB) | CPU time (s) | mean cores | within budget "
+             f"({TIME_BUDGET_S:.0f} s, {MEMORY_BUDGET_MB:.0f} MB) |", "|---|---:|---:|---:|---:|---|"]
     for r in results:
         verdict = "yes" if r.within_budget else ("FAILED TO RUN" if not r.ok else "NO")
-        lines.append(f"| {r.notebook} | {r.seconds:.1f} | {r.peak_mb:.0f} | {verdict} |")
+        lines.append(f"| {r.notebook} | {r.seconds:.1f} | {r.peak_mb:.0f} | {r.cpu_s:.1f} | {r.cores:.2f} "
+                     f"| {verdict} |")
     return "\n".join(lines)
 
 

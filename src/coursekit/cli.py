@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="execute notebooks; print wall time and peak memory against the budgets")
     bench.add_argument("paths", nargs="*", type=Path)
     bench.add_argument("--warm", action="store_true", help="keep the Kafka broker running between notebooks")
+    bench.add_argument("--idle", action="store_true",
+                       help="instead: memory and CPU of an idle learner (their broker started, nothing running)")
     grade = sub.add_parser("grade-bench", help="autograde N synthetic lab submissions; print throughput and memory")
     grade.add_argument("--lab", default="lab2_realtime_orders")
     grade.add_argument("-n", type=int, default=20, help="number of submissions (default 20)")
@@ -199,6 +201,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         files = distribution.build(args.course.resolve(), args.into)
         print(f"{len(files)} files in {args.into}: push it to the repository learners clone and Binder builds from")
+        return 0
+    if args.command == "bench" and args.idle:
+        from coursekit import bench
+
+        figures = bench.idle_learner()
+        print(f"idle learner: broker {figures['broker_rss_mb']:.0f} MB resident, {figures['broker_cores']:.3f} cores")
         return 0
     if args.command == "bench":
         return _bench(args.paths, warm=args.warm)

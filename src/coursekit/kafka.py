@@ -460,7 +460,7 @@ def read_all(topic: str, *, isolation: str = "read_uncommitted", timeout: float 
 
     consumer = Consumer({
         "bootstrap.servers": bootstrap_servers(),
-        "group.id": f"coursekit-read-all-{uuid.uuid4().hex}",
+        "group.id": name(f"coursekit-read-all-{uuid.uuid4().hex}"),
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "enable.partition.eof": True,
