@@ -52,8 +52,27 @@ def test_the_course_secret_is_made_once_private_and_kept(tmp_path: Path, monkeyp
     assert hidden.course_secret(tmp_path) == first, "a regrade uses the same key, so the same inputs"
     (tmp_path / "another-course").mkdir()
     assert hidden.course_secret(tmp_path / "another-course") != first
-    monkeypatch.setenv(hidden.SECRET_ENV, "from the environment")
-    assert hidden.course_secret(tmp_path) == b"from the environment"
+    monkeypatch.setenv(hidden.SECRET_ENV, "from the environment, long enough to be a key")
+    assert hidden.course_secret(tmp_path) == b"from the environment, long enough to be a key"
+    monkeypatch.setenv(hidden.SECRET_ENV, "short")
+    with pytest.raises(ValueError, match="too short"):
+        hidden.course_secret(tmp_path)
+    monkeypatch.delenv(hidden.SECRET_ENV)
+    (tmp_path / "another-course" / hidden.SECRET_FILE).write_text("")
+    with pytest.raises(ValueError, match="too short"):
+        hidden.course_secret(tmp_path / "another-course")
+
+
+def test_grading_seeds_hidden_inputs_with_the_course_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(grading.COURSE_ENV, str(_course(tmp_path)))
+    calls = []
+    for key in ("a" * 40, "a" * 40, "b" * 40):
+        monkeypatch.setenv(hidden.SECRET_ENV, key)
+        nb = new_notebook(cells=[_test_cell([])])
+        pending = grading.prepare_hidden(nb, {"nbgrader": {"assignment": "labx", "student": "ada"}})
+        calls.append(nb.cells[0].source.replace(pending[0].token, "TOKEN"))
+    assert calls[0] == calls[1], "the same secret: the same hidden inputs (a regrade)"
+    assert calls[0] != calls[2], "another secret: other inputs"
     ignored = (Path(__file__).parents[1] / ".gitignore").read_text().splitlines()
     assert hidden.SECRET_FILE in ignored, "the secret never reaches git"
 

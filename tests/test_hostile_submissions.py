@@ -80,10 +80,13 @@ def _forge(info):
 get_ipython().events.register("pre_run_cell", _forge)
 '''
 DAEMON = """
-import subprocess, sys
+import os, subprocess, sys, time
 subprocess.Popen([sys.executable, "-c", "import pathlib, time\\n"
                   "while True:\\n    pathlib.Path('heartbeat').write_text(str(time.time()))\\n    time.sleep(0.2)"],
                  start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+time.sleep(1.0)
+if not os.path.exists("heartbeat"):
+    raise RuntimeError("the daemon did not run")
 """
 
 
@@ -117,10 +120,68 @@ def _appears(path, seconds=6.0):
         time.sleep(0.2)
     return False
 """
-CAP_DISABLED = """
-import __main__
-__main__._tree_rss = lambda pid: 0          # the old in-kernel watcher's measure: now outside, out of reach
+ABOVE_THE_CAP = """
 hog = [bytearray(100 * 2**20) for _ in range(9)]   # 900 MB in one process, above the batch's 600 MB cap
+"""
+MEMFD = """
+import os
+fd = os.memfd_create("hog")                          # memory no process's resident size shows
+for _ in range(16):
+    os.write(fd, bytes(64 * 2**20))                  # 1 GB
+"""
+SHM = """
+import os
+try:
+    with open("/dev/shm/hostile-hog", "wb") as out:  # a tmpfs: memory, outside every process
+        for _ in range(4):
+            out.write(bytes(64 * 2**20))
+finally:
+    if os.path.exists("/dev/shm/hostile-hog"):
+        os.remove("/dev/shm/hostile-hog")
+"""
+THREADS = """
+import threading
+threading.stack_size(64 * 1024)
+_stop = threading.Event()
+_threads = [threading.Thread(target=_stop.wait, daemon=True) for _ in range(2000)]
+try:
+    for t in _threads:
+        t.start()
+finally:
+    _stop.set()
+"""
+ROOT_SECRETS = """
+def _opens(path, flags):
+    try:
+        os.close(os.open(path, flags))
+        return True
+    except OSError:
+        return False
+"""
+SNIFF = """
+import zmq
+ports = {int(f.split()[1].split(":")[1], 16) for f in open("/proc/net/tcp").read().splitlines()[1:]
+         if f.split()[3] == "0A" and f.split()[1].startswith("0100007F:")}   # listening on 127.0.0.1
+context, heard = zmq.Context(), b""
+subscribers = []
+for port in ports:
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect(f"tcp://127.0.0.1:{port}")
+    subscribers.append(sub)
+poller = zmq.Poller()
+for sub in subscribers:
+    poller.register(sub, zmq.POLLIN)
+end = time.time() + 4
+while time.time() < end:
+    for sub, _ in poller.poll(200):
+        heard += b"".join(sub.recv_multipart())
+"""
+SYMLINK = """
+import os
+os.remove("lab0_fixture.ipynb")                      # nbgrader writes the graded notebook here, as the grader
+os.symlink(LINK_TARGET, "lab0_fixture.ipynb")
 """
 TAMPERING = ["swallows_errors", "always_equal", "forges_the_report"]
 # each scores 2 when its defence is off (test_without_the_defences_the_same_cheats_score), 0 with it
@@ -129,13 +190,22 @@ CHEATS = {
     "reads_the_graders": {"solution": _if("os.access(COURSE + '/graders/lab0_fixture.py', os.R_OK)")},
     "reads_the_gradebook": {"solution": _if("os.access(COURSE + '/gradebook.db', os.R_OK)")},
     "reads_the_secret": {"solution": _if("os.access(COURSE + '/.grading-secret', os.R_OK)")},
-    "reads_the_grader_env": {"solution": _if("os.environ.get('JUPYTERHUB_API_TOKEN') == TOKEN")},
+    "reads_the_grader_env": {"solution": _if("os.environ.get('JUPYTERHUB_API_TOKEN') == TOKEN",
+                                             "print(dict(os.environ))")},
+    # root's secrets and the kernel's settings, when grading runs as root (containers, CI)
+    "reads_root_secrets": {"solution": _if("_opens('/etc/shadow', os.O_RDONLY) or "
+                                           "_opens('/proc/sys/kernel/core_pattern', os.O_WRONLY)", ROOT_SECRETS)},
+    # the IOPub of every kernel on the machine's loopback (another kernel prints a classmate's work)
+    "sniffs_other_kernels": {"solution": _if("MARKER.encode() in heard", SNIFF)},
     # a classmate's folder created while this kernel runs (parallel grading), or kernels' connection files
     "reads_a_classmate": {"solution": _if("_appears(CLASSMATE) or glob.glob(RUNTIME + '/kernel-*.json')",
                                           LATE_CLASSMATE)},
     # graded after a_plants_startup_code, which tried to leave code for later kernels
     "zz_runs_after_the_planter": {"solution": _if("getattr(__import__('builtins'), 'HOSTILE_PROBE', False)")},
-    "disables_the_memory_cap": {"solution": CAP_DISABLED + GOOD},
+    "memory_above_the_cap": {"solution": ABOVE_THE_CAP + GOOD},
+    "memfd_bomb": {"solution": MEMFD + GOOD},
+    "shm_bomb": {"solution": SHM + GOOD},
+    "thread_bomb": {"solution": THREADS + GOOD},
     # a wrong answer, and the kernel's copy of the hidden-test helpers made to accept anything
     "patched_helpers": {"solution": WRONG + (
         "\nimport coursekit.hidden as _h\n"
@@ -156,8 +226,13 @@ SUBMISSIONS = {
     "endless_loop": {"solution": "while True:\n    pass\n" + GOOD},
     "loop_after_a_correct_answer": {"solution": GOOD + "\nwhile True:\n    pass\n"},
     "kills_kernel": {"solution": "import os\nos._exit(3)\n" + GOOD},
-    # far above the machine's memory, in one allocation: refused at once (RLIMIT_DATA), the machine never swaps
-    "memory_bomb": {"solution": "import psutil\nhog = bytearray(4 * psutil.virtual_memory().total)\n" + GOOD},
+    # four times the machine's memory, 64 MB at a time: stopped at the cap, the machine never meets the OOM
+    # killer (no control run: without the cap it would)
+    "memory_bomb": {"solution": ("import psutil\nhog = []\n"
+                                 "while len(hog) < 4 * psutil.virtual_memory().total // 2**26:\n"
+                                 "    hog.append(bytearray(2**26))\n") + GOOD},
+    # replaces its notebook by a link to a file outside: nbgrader must not write the graded notebook there
+    "plants_a_symlink": {"solution": GOOD + SYMLINK},
     # several processes, each under the cap, together above it: the watcher outside the sandbox stops them
     "memory_bomb_processes": {"solution": (
         "import multiprocessing, time\n"
@@ -196,11 +271,14 @@ class Places:
                         Path(os.environ["IPYTHONDIR"]) / "profile_default" / "startup" / f"{probe}.py",
                         Path.home() / probe, outside / probe, course / probe]
         self.env = {"JUPYTERHUB_API_TOKEN": TOKEN, MEMORY_ENV: MEMORY_MB}
+        self.marker = f"classmate-{uuid.uuid4().hex}"
+        self.link_target = outside / "symlink-target"
+        self.link_target.write_text("untouched")
 
     def fill(self, code: str) -> str:
         for name, value in (("COURSE", str(self.course)), ("CLASSMATE", str(self.classmate)),
                             ("RUNTIME", self.runtime), ("TARGETS", [str(t) for t in self.targets]),
-                            ("TOKEN", TOKEN)):
+                            ("TOKEN", TOKEN), ("MARKER", self.marker), ("LINK_TARGET", str(self.link_target))):
             text = repr(value)
             code = re.sub(rf"\b{name}\b", lambda _, text=text: text, code)
         return code
@@ -253,13 +331,24 @@ def _autograde(course: Path, places: Places, env: dict[str, str] | None = None
         places.classmate.parent.mkdir(parents=True, exist_ok=True)
         places.classmate.write_text("a classmate's answer")
 
+    from jupyter_client.manager import KernelManager
+
     arrival = threading.Thread(target=classmate_arrives, daemon=True)
     arrival.start()
+    # another kernel on the machine (a learner's, on a hub) keeps printing their work
+    victim = KernelManager(kernel_name="python3")
+    victim.start_kernel(env=labs.venv_env())
+    client = victim.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    client.execute(f"import time\nwhile True:\n    print({places.marker!r}, flush=True)\n    time.sleep(0.2)")
     try:
         return labs.nbgrader(course, "autograde", LAB, "--create", "--ExecutePreprocessor.timeout=15",
                              "--Execute.timeout=15", timeout=900, env={**places.env, **(env or {})})
     finally:
         arrival.join(timeout=1)
+        client.stop_channels()
+        victim.shutdown_kernel(now=True)
 
 
 @pytest.fixture(scope="module")
@@ -300,7 +389,7 @@ def _scores(course: Path) -> dict[str, float | None]:
 
 
 # no autograded notebook: unreadable, or its kernel died (nbgrader reports these as errors, score 0)
-NOT_GRADED = {"not_json", "renamed", "kills_kernel", "memory_bomb_processes"}
+NOT_GRADED = {"not_json", "renamed", "kills_kernel", "memory_bomb_processes", "memfd_bomb"}
 
 
 @BATCH
@@ -380,7 +469,10 @@ def test_the_log_names_each_failure_and_its_student(graded: Graded) -> None:
         assert f"submitted/{name}/{LAB}" in log, f"the log does not say which submission {name} is"
     assert f"the kernel for memory_bomb_processes used more than {MEMORY_MB} MB and was stopped" in log
     assert "MemoryError" in _outputs(graded[0], "memory_bomb"), "one allocation past the cap fails at once"
-    assert "MemoryError" in _outputs(graded[0], "disables_the_memory_cap")
+    assert "MemoryError" in _outputs(graded[0], "memory_above_the_cap")
+    assert f"the kernel for memfd_bomb used more than {MEMORY_MB} MB and was stopped" in log
+    assert "No space left on device" in _outputs(graded[0], "shm_bomb"), "/dev/shm is a small tmpfs of its own"
+    assert "can't start new thread" in _outputs(graded[0], "thread_bomb")
 
 
 @BATCH
@@ -391,21 +483,28 @@ def test_a_lab_that_does_not_exist(graded: Graded) -> None:
 
 
 @BATCH
-def test_nothing_a_submission_starts_outlives_its_kernel(graded: Graded) -> None:
+def test_nothing_a_submission_starts_or_writes_outlives_its_kernel(graded: Graded) -> None:
     course = graded[0]
     assert _scores(course)["leaves_a_daemon"] == 2, "starting a process is allowed; the answer is right"
-    heartbeat = course / "autograded" / "leaves_a_daemon" / LAB / "heartbeat"
-    assert heartbeat.is_file(), "the daemon ran while the kernel was alive"
-    before = heartbeat.read_text()
+    folder = course / "autograded" / "leaves_a_daemon" / LAB
     time.sleep(1.0)
-    assert heartbeat.read_text() == before, "the daemon is still running after its kernel ended"
+    assert not (folder / "heartbeat").exists(), "the daemon's file is removed, and no daemon writes it again"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in (course / "release" / LAB).iterdir())
+
+
+@BATCH
+def test_a_planted_link_does_not_make_nbgrader_write_elsewhere(graded: Graded) -> None:
+    course, _, places = graded
+    assert places.link_target.read_text() == "untouched"
+    graded_nb = course / "autograded" / "plants_a_symlink" / LAB / f"{LAB}.ipynb"
+    assert graded_nb.is_file() and not graded_nb.is_symlink()
+    assert _scores(course)["plants_a_symlink"] == 2
 
 
 @BATCH
 def test_no_grader_secret_reaches_a_submission(graded: Graded) -> None:
-    course = graded[0]
-    for name in SUBMISSIONS:
-        assert TOKEN not in _outputs(course, name), f"the grader's hub token reached {name}'s notebook"
+    printed = _outputs(graded[0], "reads_the_grader_env")
+    assert "PATH" in printed and TOKEN not in printed, "it printed its environment, without the hub token"
 
 
 @BATCH
@@ -419,7 +518,8 @@ def test_the_log_gives_the_grader_s_reason(graded: Graded) -> None:
     assert errors and errors[0]["ename"] == "HiddenTestFailed", "the instructor sees why in the autograded notebook"
 
 
-def _control(tmp_path: Path, config: str, names: list[str], env: dict[str, str]) -> dict[str, float | None]:
+def _control(tmp_path: Path, config: str, names: list[str], env: dict[str, str]
+             ) -> tuple[dict[str, float | None], Path, Places]:
     """Grade ``names`` in a course whose config ends with ``config`` (a defence removed); their scores."""
     course = labs.scratch_course(FIXTURE_COURSE, ROOT / labs.CONFIG, [LAB], tmp_path / "course")
     with (course / labs.CONFIG).open("a") as out:
@@ -435,7 +535,7 @@ def _control(tmp_path: Path, config: str, names: list[str], env: dict[str, str])
     assert done.returncode == 0, done.stdout + done.stderr
     if "a_plants_startup_code" in names:
         assert written == places.targets, "without the sandbox every one of these places is writable"
-    return _scores(course)
+    return _scores(course), course, places
 
 
 def test_without_the_defences_the_same_cheats_score(tmp_path: Path) -> None:
@@ -447,11 +547,14 @@ def test_without_the_defences_the_same_cheats_score(tmp_path: Path) -> None:
     """
     config = ("c.Autograde.autograde_preprocessors = [p.replace('coursekit.grading.ExecuteHiddenTests',\n"
               "    'nbgrader.preprocessors.Execute') for p in c.Autograde.autograde_preprocessors]\n")
-    names = ["good", "always_equal", "a_plants_startup_code", *CHEATS]
-    scores = _control(tmp_path, config, names, {"COURSEKIT_GRADER_SANDBOX": "off", MEMORY_ENV: "0"})
+    names = ["good", "always_equal", "a_plants_startup_code", "plants_a_symlink", *CHEATS]
+    scores, course, places = _control(tmp_path, config, names, {"COURSEKIT_GRADER_SANDBOX": "off", MEMORY_ENV: "0"})
     assert scores["good"] == 2, "the hidden tests run in the kernel when the grader does not judge them"
-    assert {name: scores[name] for name in CHEATS} == dict.fromkeys(CHEATS, 2)
+    cheats = [name for name in CHEATS if name != "reads_root_secrets" or os.geteuid() == 0]
+    assert {name: scores[name] for name in cheats} == dict.fromkeys(cheats, 2)
     assert scores["always_equal"] == 0, "the returned value is compared as JSON data, not as the kernel's object"
+    assert TOKEN in _outputs(course, "reads_the_grader_env"), "without the sandbox the hub token is printed"
+    assert places.link_target.read_text() != "untouched", "without the clean-up nbgrader writes through the link"
 
 
 def test_without_restored_test_cells_edits_score(tmp_path: Path) -> None:
@@ -459,6 +562,6 @@ def test_without_restored_test_cells_edits_score(tmp_path: Path) -> None:
     kept = ", ".join(f"'nbgrader.preprocessors.{name}'"  # nbgrader's own list, less OverwriteCells
                      for name in ("ClearOutput", "DeduplicateIds", "OverwriteKernelspec", "CheckCellMetadata"))
     config = f"c.Autograde.sanitize_preprocessors = [{kept}]\n"
-    scores = _control(tmp_path, config, list(EDITS), {})
+    scores = _control(tmp_path, config, list(EDITS), {})[0]
     assert scores["edited_tests"] == 2, "the edited test cell ran as the student wrote it"
     assert scores["edited_metadata"] > 2, "the submission's own points counted"

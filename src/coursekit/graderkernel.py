@@ -9,9 +9,14 @@ enforces the limits from outside it, where no code of the submission can switch 
   fails at once with ``MemoryError``, however fast it is), and this process watches the resident
   memory of the kernel's whole process tree and kills the tree when it passes the cap (several
   processes together). ``COURSEKIT_GRADER_MEMORY_MB`` sets the cap (default 1400);
-* **file size**: ``RLIMIT_FSIZE``, so a submission cannot fill the disk through its working copy;
+  The measure counts what resident sizes do not show: memory files (``memfd``) and the sandbox's
+  tmpfs (``/tmp``, ``/dev/shm``);
+* **processes and files**: ``RLIMIT_NPROC`` (no fork or thread bomb), ``RLIMIT_FSIZE`` 1 GB per file,
+  no core dumps;
 * **lifetime**: the kernel is the first process of its own PID namespace, so everything it starts
-  ends with it; when this process ends or is killed, the sandbox dies with it.
+  ends with it; when this process ends or is killed, the sandbox dies with it; this process stops the
+  kernel when nbgrader ends, or after ``COURSEKIT_GRADER_WALL_S`` (default 600) in all, so that a
+  submission that ignores interrupts costs at most that.
 
 nbclient interrupts a kernel (a cell past its timeout) by signalling this process's group: the
 sandbox runs in a session of its own, and this process passes the interrupt on to the kernel alone.
@@ -29,7 +34,10 @@ from pathlib import Path
 
 MEMORY_ENV = "COURSEKIT_GRADER_MEMORY_MB"
 DEFAULT_MEMORY_MB = 1400
+WALL_ENV = "COURSEKIT_GRADER_WALL_S"
+DEFAULT_WALL_S = 600
 FILE_SIZE_MB = 1024
+PROCESSES = 512
 COURSE_ENV = "COURSEKIT_GRADER_COURSE_ROOT"
 GRADER_KERNEL = "coursekit-grader"
 CONNECTION = "/tmp/coursekit-kernel.json"  # noqa: S108 - the sandbox's own /tmp
@@ -46,14 +54,30 @@ def _tree(pid: int) -> list:
         return []
 
 
-def _tree_rss(pid: int) -> int:
+def _memory(pid: int) -> int:
+    """What the kernel's tree holds in memory: resident memory, memory files (``memfd``) it keeps open,
+    and what it wrote to its tmpfs (``/tmp``, ``/dev/shm``), which no process's resident size shows."""
     import psutil
 
-    total = 0
+    total, seen_files, inside = 0, set(), None
     for proc in _tree(pid):
         try:
             total += proc.memory_info().rss
-        except psutil.Error:
+            for fd in os.listdir(f"/proc/{proc.pid}/fd"):
+                link = os.readlink(f"/proc/{proc.pid}/fd/{fd}")
+                if link.startswith("/memfd:"):
+                    info = os.stat(f"/proc/{proc.pid}/fd/{fd}")
+                    if (info.st_dev, info.st_ino) not in seen_files:
+                        seen_files.add((info.st_dev, info.st_ino))
+                        total += info.st_blocks * 512
+            inside = proc.pid
+        except (psutil.Error, OSError):
+            continue
+    for mount in ("tmp", "dev/shm") if inside else ():
+        try:
+            fs = os.statvfs(f"/proc/{inside}/root/{mount}")
+            total += (fs.f_blocks - fs.f_bfree) * fs.f_frsize
+        except OSError:
             continue
     return total
 
@@ -61,7 +85,7 @@ def _tree_rss(pid: int) -> int:
 def _kill_tree(pid: int) -> None:
     import psutil
 
-    for proc in reversed(_tree(pid)):
+    for proc in _tree(pid):  # the sandbox's outer process first: everything in it dies with it
         try:
             proc.kill()
         except psutil.Error:
@@ -69,12 +93,22 @@ def _kill_tree(pid: int) -> None:
 
 
 def _limits(memory_bytes: int) -> None:
-    """In the child, before it runs: the limits every process of the kernel inherits and cannot raise."""
+    """In the child, before it runs: limits every process of the kernel inherits and cannot raise."""
     import resource
 
-    resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
     size = FILE_SIZE_MB * 2**20
     resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if memory_bytes <= 0:  # COURSEKIT_GRADER_MEMORY_MB=0: no memory or process limit
+        return
+    resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+    if os.geteuid() != 0:  # root's kernel becomes nobody, whose count starts near zero
+        import psutil
+
+        mine = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == os.getuid())
+        resource.setrlimit(resource.RLIMIT_NPROC, (mine + PROCESSES, mine + PROCESSES))
+    else:
+        resource.setrlimit(resource.RLIMIT_NPROC, (PROCESSES, PROCESSES))
 
 
 def _who(cwd: Path, root: str | None) -> str:
@@ -96,9 +130,83 @@ def _use_running_broker(environ: dict[str, str]) -> None:
         environ[kafka.BOOTSTRAP_ENV] = running.bootstrap
 
 
-def _command(argv: list[str], connection: Path, keep: list[int]) -> tuple[list[str], dict[str, str]]:
-    """The kernel's command and environment: in the sandbox, or (sandbox off) as the grader itself."""
-    from coursekit import sandbox
+def _loopback_port(bootstrap: str) -> int | None:
+    """The port of a broker on this machine's loopback (``127.0.0.1:p``, ``localhost:p``), else None."""
+    host, _, port = bootstrap.strip().rpartition(":")
+    return int(port) if host in ("127.0.0.1", "localhost") and port.isdigit() and "," not in bootstrap else None
+
+
+# ---- forwarding the broker into the sandbox's own network --------------------------------------------
+
+def _pump(source, sink) -> None:
+    try:
+        while chunk := source.recv(65536):
+            sink.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, sink):
+            try:
+                sock.shutdown(2)
+            except OSError:
+                pass
+
+
+def _serve(listener, connect) -> None:
+    """Accept connections on ``listener`` and join each to a new ``connect()`` socket, both ways."""
+    import threading
+
+    while True:
+        try:
+            near, _ = listener.accept()
+            far = connect()
+        except OSError:
+            continue
+        for a, b in ((near, far), (far, near)):
+            threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+
+
+def _forward_outside(path: Path, port: int) -> None:
+    """Outside the sandbox: a Unix socket at ``path`` whose connections reach the broker's port."""
+    import socket
+    import threading
+
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(64)
+    threading.Thread(target=_serve, args=(listener, lambda: socket.create_connection(("127.0.0.1", port))),
+                     daemon=True).start()
+
+
+def _forward_inside(path: str, port: int, argv: list[str]) -> None:
+    """Inside the sandbox: listen on its loopback at the broker's port, forward to the Unix socket at
+    ``path``, and run ``argv`` (the kernel) beside it. The broker advertises ``127.0.0.1:port``, so
+    every connection a Kafka client makes lands here."""
+    import socket
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(64)
+    if os.fork() == 0:
+        def unix() -> socket.socket:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.connect(path)
+            return sock
+
+        _serve(listener, unix)
+        os._exit(0)
+    listener.close()
+    os.execv(argv[0], argv)  # noqa: S606 - the kernel's own command
+
+
+# ---- the supervisor ---------------------------------------------------------------------------------
+
+def _command(argv: list[str], connection: Path, keep: list[int]) -> tuple[list[str], dict[str, str], list[Path]]:
+    """The kernel's command, its environment, and the host folders it must be able to write."""
+    import json
+
+    from coursekit import kafka, sandbox
 
     kernel = [sys.executable, "-m", "ipykernel_launcher"]
     environ = dict(os.environ)
@@ -106,17 +214,34 @@ def _command(argv: list[str], connection: Path, keep: list[int]) -> tuple[list[s
     if not sandbox.enabled():
         sys.stderr.write(f"coursekit grader: {sandbox.MODE_ENV}=off: this kernel is NOT isolated; it sees "
                          "everything the grader account sees\n")
-        return [*kernel, "-f", str(connection), *argv], environ
+        return [*kernel, "-f", str(connection), *argv], environ, []
     reason = sandbox.problem()
     if reason is not None:
-        raise sandbox.SandboxUnavailable(reason, "see docs/instructor_guide.md, 'What a submission can reach'")
+        raise sandbox.SandboxUnavailable(reason, "see docs/instructor_guide.md, 'What grading protects against'")
+    info = json.loads(connection.read_text())
+    sockets = Path(info["ip"]).parent if info.get("transport") == "ipc" else None
+    port = _loopback_port(environ.get(kafka.BOOTSTRAP_ENV, ""))
+    inner = [*kernel, "-f", CONNECTION, *argv]
+    private = sockets is not None and (port is not None or not environ.get(kafka.BOOTSTRAP_ENV))
+    if private and port is not None:
+        _forward_outside(sockets / "kafka.sock", port)
+        inner = [sys.executable, "-m", "coursekit.graderkernel", "--forward", str(sockets / "kafka.sock"), str(port),
+                 "--", *inner]
+    elif not private:
+        sys.stderr.write("coursekit grader: the kernel shares the machine's network (a Kafka cluster elsewhere, or "
+                         "a kernel manager without Unix sockets): it can reach other local services\n")
+    writable = [sockets] if sockets is not None else []
+    if sandbox.as_root():
+        for folder in [Path.cwd(), *writable]:
+            for path in [folder, *folder.rglob("*")]:
+                os.lchown(path, sandbox.NOBODY, sandbox.NOBODY)
     fd = os.open(connection, os.O_RDONLY)
     keep.append(fd)
     root = environ.get(COURSE_ENV)
-    command = sandbox.command([*kernel, "-f", CONNECTION, *argv], workdir=Path.cwd(),
-                              env=sandbox.kernel_environment(environ), files={CONNECTION: fd},
-                              hide=[Path(root)] if root else [])
-    return command, {"PATH": environ.get("PATH", "/usr/bin:/bin")}
+    command = sandbox.command(inner, workdir=Path.cwd(), env=sandbox.kernel_environment(environ),
+                              files={CONNECTION: fd}, hide=[Path(root)] if root else [], writable=writable,
+                              private_network=private)
+    return command, {"PATH": environ.get("PATH", "/usr/bin:/bin")}, writable
 
 
 def _interrupt(child: subprocess.Popen[bytes]) -> None:
@@ -134,21 +259,25 @@ def _interrupt(child: subprocess.Popen[bytes]) -> None:
 
 def grader_kernel(argv: list[str]) -> int:
     """Run an IPython kernel for one submission, sandboxed and capped; return its exit status."""
+    if argv[:1] == ["--forward"]:
+        _forward_inside(argv[1], int(argv[2]), argv[argv.index("--") + 1:])
     if "-f" not in argv or argv.index("-f") + 1 >= len(argv):
         sys.stderr.write("usage: python -m coursekit.graderkernel -f CONNECTION_FILE\n")
         return 2
+    signal.signal(signal.SIGINT, lambda *_: None)  # until the kernel runs: nbclient's interrupt is for the kernel
     at = argv.index("-f")
     connection, rest = Path(argv[at + 1]), argv[:at] + argv[at + 2:]
     limit_mb = int(os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_MB))
+    wall_s = float(os.environ.get(WALL_ENV, DEFAULT_WALL_S))
     who = _who(Path.cwd(), os.environ.get(COURSE_ENV))
-    keep: list[int] = []
+    parent, keep = os.getppid(), []
     try:
-        command, env = _command(rest, connection, keep)
+        command, env, _ = _command(rest, connection, keep)
     except Exception as exc:  # noqa: BLE001 - the kernel cannot start: say why, in nbgrader's log
         sys.stderr.write(f"coursekit grader: the kernel for {who} cannot start: {exc}\n")
         return 1
     child = subprocess.Popen(command, env=env, pass_fds=keep, start_new_session=True,
-                             preexec_fn=(lambda: _limits(limit_mb * 2**20)) if limit_mb > 0 else None)
+                             preexec_fn=lambda: _limits(limit_mb * 2**20))
     for fd in keep:
         os.close(fd)
 
@@ -159,10 +288,17 @@ def grader_kernel(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, lambda *_: _interrupt(child))
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
+    started = time.monotonic()
     while child.poll() is None:
-        if limit_mb > 0 and _tree_rss(child.pid) > limit_mb * 2**20:
-            sys.stderr.write(f"coursekit grader: the kernel for {who} used more than {limit_mb} MB and was "
-                             "stopped\n")
+        reason = None
+        if limit_mb > 0 and _memory(child.pid) > limit_mb * 2**20:
+            reason = f"used more than {limit_mb} MB"
+        elif wall_s > 0 and time.monotonic() - started > wall_s:
+            reason = f"ran longer than {wall_s:.0f} s ({WALL_ENV})"
+        elif os.getppid() != parent:
+            reason = "lost its grader (nbgrader ended)"
+        if reason:
+            sys.stderr.write(f"coursekit grader: the kernel for {who} {reason} and was stopped\n")
             _kill_tree(child.pid)
             child.wait()
             return 137

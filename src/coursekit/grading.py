@@ -20,10 +20,13 @@ import os
 import random
 import re
 import secrets
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.manager import AsyncKernelManager
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
@@ -66,11 +69,12 @@ class HideHiddenTests(NbGraderPreprocessor):
         if cell.cell_type != "code" or BEGIN_HIDDEN not in cell.source:
             return cell, resources
         cell.source = _HIDDEN_BLOCK.sub("# (hidden tests: they check your code on other data)", cell.source)
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                output["evalue"] = ("a test failed; if the visible tests above pass, a hidden test found a case "
-                                    "your code gets wrong: re-read the part's instructions")
-                output["traceback"] = [f"{output.get('ename', 'Error')}: {output['evalue']}"]
+        failed = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+        # nothing the cell printed: the student's code could have printed its hidden inputs
+        note = ("a test failed; if the visible tests above pass, a hidden test found a case your code gets "
+                "wrong: re-read the part's instructions")
+        cell.outputs = ([new_output("error", ename="TestFailed", evalue=note, traceback=[f"TestFailed: {note}"])]
+                        if failed else [new_output("stream", name="stdout", text="All tests passed.\n")])
         return cell, resources
 
 
@@ -167,6 +171,39 @@ def clean_up(pending: list[Pending]) -> None:
             pass
 
 
+class SandboxKernelManager(AsyncKernelManager):
+    """The kernel manager of grading: the kernel's sockets are Unix sockets in a fresh folder of its own.
+
+    So the sandboxed kernel needs no network (``bwrap --unshare-net``: it cannot reach other kernels'
+    ports on the machine's loopback), and no other sandbox sees its sockets.
+    """
+
+    _folder: str | None = None
+
+    async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+        self._folder = tempfile.mkdtemp(prefix="coursekit-kernel-")
+        self.transport, self.ip = "ipc", os.path.join(self._folder, "k")
+        return await super()._async_pre_start_kernel(**kw)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if self._folder and not restart:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def _scrub(folder: Path, before: set[Path]) -> None:
+    """After the kernel: remove every link, special file and file it made in its working copy.
+
+    nbgrader then writes the graded notebook there, as the grader: through a symbolic link planted in
+    place of the notebook it would overwrite any file the grader can write.
+    """
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            path.unlink()
+        elif path not in before:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 class ExecuteHiddenTests(Execute):
     """nbgrader's ``Execute``, in the grading sandbox, with the lab's hidden tests judged here around it.
 
@@ -176,16 +213,24 @@ class ExecuteHiddenTests(Execute):
     fails (a dead kernel, a timeout).
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
+        super().__init__(*args, **kwargs)
+
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any], km: Any = None
                    ) -> tuple[NotebookNode, dict[str, Any]]:
         if sandbox.enabled() and (reason := sandbox.problem()) is not None:
             raise sandbox.SandboxUnavailable(reason, "fix it, then autograde again: nothing was scored")
         folder = resources.get("metadata", {}).get("path") or None
-        with hidden.workspace(Path(folder) if folder else None):
+        work = Path(folder) if folder else None
+        before = set(work.rglob("*")) if work else set()
+        with hidden.workspace(work):
             pending = prepare_hidden(nb, resources)
         try:
             nb, resources = super().preprocess(nb, resources, km=km)
             verify_hidden(nb, pending, resources.get("nbgrader", {}).get("student", "?"), self.log)
         finally:
             clean_up(pending)
+            if work is not None and sandbox.enabled():
+                _scrub(work, before)
         return nb, resources

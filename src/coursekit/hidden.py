@@ -114,15 +114,28 @@ def course_secret(course_root: Path) -> bytes:
     """
     configured = os.environ.get(SECRET_ENV, "").strip()
     if configured:
-        return configured.encode()
+        return _checked(configured.encode(), SECRET_ENV)
     path = course_root / SECRET_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(32))
-    return path.read_bytes().strip()
+    if not path.exists():
+        # written whole under another name, then linked into place: two graders starting at once agree
+        fd, tmp = tempfile.mkstemp(dir=course_root, prefix=".grading-secret-")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32))
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return _checked(path.read_bytes().strip(), str(path))
+
+
+def _checked(key: bytes, where: str) -> bytes:
+    if len(key) < 32:
+        raise ValueError(f"the course secret in {where} is too short ({len(key)} characters): use 32 or more "
+                         f"random characters (delete {SECRET_FILE} to have a new one made; regrades then give "
+                         "every student new hidden inputs)")
+    return key
 
 
 _workspace: Path | None = None

@@ -3,16 +3,20 @@
 bubblewrap is the unprivileged sandbox Flatpak uses (https://github.com/containers/bubblewrap). One
 ``bwrap`` command gives the grader kernel (:mod:`coursekit.graderkernel`):
 
-* a file system that is an **allow-list**, all of it read-only: the system (``/usr``, ``/etc``), the
-  Python environment the kernel runs in, the course package, Java and the JVM jars. Nothing else of
+* a file system that is an **allow-list**, all of it read-only (``/dev`` and ``/proc/sys`` too): the
+  system (``/usr``, ``/etc``), the Python environment the kernel runs in, the course package, Java and
+  the JVM jars. Nothing else of
   the machine exists in it: not the course directory's solutions, hidden tests, gradebook or secret,
   not the other submissions (whenever they were created), not the grader's home or Jupyter runtime
   directory (where other kernels' connection files are);
-* **writable**: the submission's own working copy, and a fresh ``/tmp`` (which is also its ``HOME``),
-  a size-capped tmpfs that disappears with the kernel, so nothing it writes reaches the next one;
+* **writable**: the submission's own working copy, its kernel's socket folder, and a fresh ``/tmp``
+  (which is also its ``HOME``) and ``/dev/shm``, size-capped tmpfs that disappear with the kernel, so
+  nothing it writes reaches the next one;
 * an **allow-listed environment** (``--clearenv``): no grader secret such as ``JUPYTERHUB_API_TOKEN``;
-* private user, PID, IPC, UTS and cgroup namespaces, no capabilities, and death with its parent. The
-  network is shared: the kernel talks to nbgrader and to the Kafka broker over the loopback.
+* private PID, IPC, UTS, cgroup and **network** namespaces (only its own loopback: the kernel talks to
+  nbgrader over Unix sockets and reaches the grader's Kafka broker through a forwarder), no
+  capabilities, and death with its parent. Graded by root, the kernel runs as ``nobody``; graded by
+  another account, in a user namespace of its own.
 
 ``COURSEKIT_BWRAP`` names the ``bwrap`` to use; otherwise the copy ``coursekit fetch-sandbox`` installs
 into the environment, else the one on ``PATH``. ``COURSEKIT_GRADER_SANDBOX=off`` grades without it
@@ -39,10 +43,12 @@ DEFAULT_TMP_MB = 512
 DEBIAN_PACKAGE = "bubblewrap"
 DEBIAN_VERSION = "0.8.0-2+deb12u1"
 # what the kernel's environment keeps of the grader's: locale and time zone, Java, and the course's
-# switches to real deployments (the same code must reach the same engines); nothing else
-KERNEL_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "JAVA_HOME", "KAFKA_BOOTSTRAP_SERVERS", "SPARK_REMOTE",
-              "SPARK_MASTER", "MLFLOW_TRACKING_URI", "FEAST_REPO_PATH", "COURSEKIT_JARS", "COURSEKIT_NATIVE_LOGS",
-              "MLFLOW_DISABLE_TELEMETRY", "PYDEVD_DISABLE_FILE_VALIDATION", "COURSEKIT_LEARNER", "COURSEKIT_NAMESPACE")
+# switches that carry no credentials; nothing else (SPARK_REMOTE and MLFLOW_TRACKING_URI may hold
+# tokens and point at the instructor's own servers: name them in COURSEKIT_GRADER_PASS_ENV to pass them)
+KERNEL_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "JAVA_HOME", "KAFKA_BOOTSTRAP_SERVERS", "SPARK_MASTER",
+              "FEAST_REPO_PATH", "COURSEKIT_JARS", "COURSEKIT_NATIVE_LOGS", "MLFLOW_DISABLE_TELEMETRY",
+              "PYDEVD_DISABLE_FILE_VALIDATION", "COURSEKIT_LEARNER", "COURSEKIT_NAMESPACE")
+PASS_ENV = "COURSEKIT_GRADER_PASS_ENV"  # noqa: S105 - a variable's name
 SYSTEM_DIRS = ("/usr", "/etc")
 USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 TMP = "/tmp"  # noqa: S108 - inside the sandbox: its own fresh tmpfs, not the machine's /tmp
@@ -123,9 +129,11 @@ def install(into: Path | None = None) -> Path:
 
 
 def kernel_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The kernel's environment: :data:`KERNEL_ENV` of ``environ``, and its own PATH, HOME and TMPDIR."""
+    """The kernel's environment: :data:`KERNEL_ENV` of ``environ`` and the variables ``$COURSEKIT_GRADER_PASS_ENV``
+    names, and its own PATH, HOME and TMPDIR."""
     bindir = str(Path(sys.executable).parent)
-    env = {name: environ[name] for name in KERNEL_ENV if environ.get(name)}
+    extra = tuple(n for n in environ.get(PASS_ENV, "").replace(",", " ").split() if n)
+    env = {name: environ[name] for name in (*KERNEL_ENV, *extra) if environ.get(name)}
     env.update(PATH=os.pathsep.join([bindir, "/usr/local/bin", "/usr/bin", "/bin"]), HOME=HOME, TMPDIR=TMP,
                PYTHONNOUSERSITE="1", JPY_PARENT_PID="1")  # its parent in the sandbox is its PID 1
     return env
@@ -165,20 +173,48 @@ def _readable(hide: list[Path]) -> list[Path]:
     return [p for p in outer if p != Path("/")]
 
 
+NOBODY = 65534
+SHM_MB = 64
+SHM = "/dev/shm"  # noqa: S108 - the sandbox's own, size-capped
+# run first inside the sandbox when the grader is root: become `nobody`, then run the kernel
+_BECOME_NOBODY = ("import os, sys; os.setgroups([]); os.setresgid({0}, {0}, {0}); os.setresuid({0}, {0}, {0}); "
+                  "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+def as_root() -> bool:
+    """True when grading runs as root (containers, CI): the kernel then runs as ``nobody``."""
+    return os.geteuid() == 0
+
+
 def command(argv: list[str], *, workdir: Path, env: Mapping[str, str], files: Mapping[str, int],
-            hide: list[Path]) -> list[str]:
+            hide: list[Path], writable: list[Path] = (), private_network: bool = True) -> list[str]:
     """The ``bwrap`` command line that runs ``argv`` in the grading sandbox.
 
-    ``workdir`` is the only writable folder of the host (the submission's working copy); ``files``
-    maps paths inside the sandbox's ``/tmp`` to open file descriptors whose content they get (the
-    kernel's connection file, copied in, so the grader's runtime directory stays out of sight);
-    ``hide`` are folders that must not be visible through a bind of a folder holding them.
+    ``workdir`` is the submission's working copy and, with ``writable`` (the kernel's socket folder),
+    the only writable folders of the host; ``files`` maps paths inside the sandbox's ``/tmp`` to open
+    file descriptors whose content they get (the kernel's connection file, copied in, so the grader's
+    runtime directory stays out of sight); ``hide`` are folders that must not be visible through a bind
+    of a folder holding them. With ``private_network`` the sandbox has only its own loopback.
+
+    Run by root, bwrap makes no user namespace (root in one would still be the machine's root for
+    files and sysctls): it keeps only the right to change user, and the first thing that runs inside
+    drops to ``nobody``. Run by anyone else, the sandbox is an unprivileged user namespace in which no
+    further one can be made.
     """
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxUnavailable(problem() or "bubblewrap is missing", "run `coursekit fetch-sandbox`")
     tmp_mb = int(os.environ.get(TMP_ENV, DEFAULT_TMP_MB))
-    args = [bwrap, "--unshare-all", "--share-net", "--die-with-parent", "--cap-drop", "ALL", "--clearenv"]
+    args = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
+            "--new-session"]
+    if private_network:
+        args.append("--unshare-net")
+    if as_root():
+        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        argv = [sys.executable, "-c", _BECOME_NOBODY.format(NOBODY), *argv]
+    else:
+        args += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+    args.append("--clearenv")
     for name, value in env.items():
         args += ["--setenv", name, value]
     for folder in SYSTEM_DIRS:
@@ -189,11 +225,22 @@ def command(argv: list[str], *, workdir: Path, env: Mapping[str, str], files: Ma
         elif os.path.isdir(link):
             args += ["--ro-bind", link, link]
     # the private /tmp first: what is bound below may live under the machine's /tmp (a course cloned there)
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb * 2**20), "--tmpfs", TMP, "--dir", HOME]
-    for path in _readable([workdir, *hide]):
+    args += ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev",
+             "--perms", "01777", "--size", str(SHM_MB * 2**20), "--tmpfs", SHM, "--remount-ro", "/dev",
+             "--perms", "01777", "--size", str(tmp_mb * 2**20), "--tmpfs", TMP, "--perms", "0777", "--dir", HOME]
+    readable, writable = _readable([workdir, *hide]), [workdir, *writable]
+    made: set[Path] = {Path("/"), Path(TMP)}
+    for path in [*readable, *writable]:  # the folders above a bind: bwrap would make them 0700 (root's)
+        for folder in reversed(path.parents):
+            if folder not in made:
+                made.add(folder)
+                args += ["--perms", "0755", "--dir", str(folder)]
+    for path in readable:
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+    for path in writable:
+        args += ["--bind", str(path), str(path)]
+    args += ["--chdir", str(workdir)]
     for path, fd in files.items():
-        args += ["--file", str(fd), path]
+        args += ["--perms", "0644", "--file", str(fd), path]
     # the sandbox's root is a tmpfs of bwrap's that would take writes (uncapped, in memory): make it read-only
     return [*args, "--remount-ro", "/", "--", *argv]
