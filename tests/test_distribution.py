@@ -4,6 +4,7 @@ lessons run from it."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,17 +24,19 @@ def _lines(text: str, shortest: int) -> set[str]:
 
 
 def secret_lines(course: Path) -> set[str]:
-    """Lines of the labs' solutions, written answers and hidden tests that appear nowhere public."""
-    public = "\n".join(p.read_text(errors="replace") for folder in ("src", "notebooks", "release")
+    """Lines of the labs' solutions, written answers and hidden tests that are not in what learners get anyway
+    (the released labs and the lessons). The course package is not counted as public: a solution copied
+    into it must be found."""
+    public = "\n".join(p.read_text(errors="replace") for folder in ("notebooks", "release")
                        for p in (course / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     secret: set[str] = set()
     for path in (course / "source").rglob("*.ipynb"):
         for cell in nbformat.read(path, as_version=4).cells:
             meta = cell.metadata.get("nbgrader", {})
             if cell.cell_type == "markdown" and meta.get("solution"):
-                secret |= _lines(cell.source, 20)
+                secret |= _lines(cell.source, 25)
             for _, region in _REGION.findall(cell.source):
-                secret |= _lines(region, 20)
+                secret |= _lines(region, 25)
     for path in (course / "graders").glob("*.py"):
         secret |= _lines(path.read_text(), 25)
     return {line for line in secret if line not in public}
@@ -75,9 +78,10 @@ def test_the_learner_distribution_holds_no_solution_hidden_test_or_grading_state
 def test_the_leak_scan_finds_a_planted_line(dist: Path, tmp_path: Path) -> None:
     secret = secret_lines(ROOT)
     planted = tmp_path / "copy"
-    planted.mkdir()
-    (planted / "notes.md").write_text(f"an answer found online:\n{sorted(secret)[0]}\n")
-    assert list(leaks(planted, secret)) == ["notes.md"]
+    shutil.copytree(dist / "src", planted / "src")
+    with (planted / "src" / "coursekit" / "data.py").open("a") as out:
+        out.write(f"\n# an answer found online:\n# {sorted(secret)[0]}\n")
+    assert list(leaks(planted, secret)) == ["src/coursekit/data.py"]
 
 
 def test_the_learner_copy_has_no_test_command(dist: Path) -> None:

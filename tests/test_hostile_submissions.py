@@ -272,6 +272,7 @@ class Places:
                         Path.home() / probe, outside / probe, course / probe]
         self.env = {"JUPYTERHUB_API_TOKEN": TOKEN, MEMORY_ENV: MEMORY_MB}
         self.marker = f"classmate-{uuid.uuid4().hex}"
+        outside.mkdir(parents=True, exist_ok=True)
         self.link_target = outside / "symlink-target"
         self.link_target.write_text("untouched")
 
@@ -525,7 +526,6 @@ def _control(tmp_path: Path, config: str, names: list[str], env: dict[str, str]
     with (course / labs.CONFIG).open("a") as out:
         out.write("\n# defences off, for this test only\n" + config)
     places = Places(course, tmp_path / "outside")
-    places.outside.mkdir()
     _submit(course, {name: SUBMISSIONS[name] for name in names}, places)
     try:
         done = _autograde(course, places, env=env)
