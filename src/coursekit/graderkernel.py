@@ -60,6 +60,7 @@ def _memory(pid: int) -> int:
     import psutil
 
     total, seen_files, inside = 0, set(), None
+    own_mounts = os.readlink("/proc/self/ns/mnt")
     for proc in _tree(pid):
         try:
             total += proc.memory_info().rss
@@ -70,7 +71,8 @@ def _memory(pid: int) -> int:
                     if (info.st_dev, info.st_ino) not in seen_files:
                         seen_files.add((info.st_dev, info.st_ino))
                         total += info.st_blocks * 512
-            inside = proc.pid
+            if inside is None and os.readlink(f"/proc/{proc.pid}/ns/mnt") != own_mounts:
+                inside = proc.pid  # a process in the sandbox's mounts, through which its tmpfs are seen
         except (psutil.Error, OSError):
             continue
     for mount in ("tmp", "dev/shm") if inside else ():
@@ -94,8 +96,10 @@ def _kill_tree(pid: int) -> None:
 
 def _limits(memory_bytes: int) -> None:
     """In the child, before it runs: limits every process of the kernel inherits and cannot raise."""
+    import ctypes
     import resource
 
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: bwrap dies with this supervisor, even killed
     size = FILE_SIZE_MB * 2**20
     resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -123,11 +127,12 @@ def _who(cwd: Path, root: str | None) -> str:
 
 def _use_running_broker(environ: dict[str, str]) -> None:
     """Point the kernel at the broker the grader runs: its state directory is not in the sandbox."""
-    from coursekit import kafka
+    from coursekit import kafka, naming
 
     running = kafka.status() if not environ.get(kafka.BOOTSTRAP_ENV) else None
     if running is not None:
         environ[kafka.BOOTSTRAP_ENV] = running.bootstrap
+        environ.setdefault(naming.MODE_ENV, "never")  # the grader's own broker: names as the notebook gives them
 
 
 def _loopback_port(bootstrap: str) -> int | None:

@@ -177,8 +177,10 @@ NOBODY = 65534
 SHM_MB = 64
 SHM = "/dev/shm"  # noqa: S108 - the sandbox's own, size-capped
 # run first inside the sandbox when the grader is root: become `nobody`, then run the kernel
-_BECOME_NOBODY = ("import os, sys; os.setgroups([]); os.setresgid({0}, {0}, {0}); os.setresuid({0}, {0}, {0}); "
-                  "os.execv(sys.argv[1], sys.argv[1:])")
+# (changing user clears the parent-death signal: set it again, so that the kernel dies with bwrap)
+_BECOME_NOBODY = ("import ctypes, os, sys; os.setgroups([]); os.setresgid({0}, {0}, {0}); "
+                  "os.setresuid({0}, {0}, {0}); ctypes.CDLL(None).prctl(1, 9); "
+                  "os.getppid() == 0 and os._exit(1); os.execv(sys.argv[1], sys.argv[1:])")
 
 
 def as_root() -> bool:
