@@ -181,7 +181,9 @@ class SandboxKernelManager(AsyncKernelManager):
     _folder: str | None = None
 
     async def _async_pre_start_kernel(self, **kw: Any) -> Any:
-        self._folder = tempfile.mkdtemp(prefix="coursekit-kernel-")
+        # short: a Unix socket's path may not pass 107 bytes (a TMPDIR deep in a home directory would)
+        short = "/tmp" if os.access("/tmp", os.W_OK) else None  # noqa: S108 - a private folder made in it
+        self._folder = tempfile.mkdtemp(prefix="coursekit-kernel-", dir=short)
         self.transport, self.ip = "ipc", os.path.join(self._folder, "k")
         return await super()._async_pre_start_kernel(**kw)
 
