@@ -213,6 +213,23 @@ CHEATS = {
     "swallows_errors": {"solution": SWALLOWS_ERRORS},
     "forges_the_report": {"solution": FORGES_THE_REPORT},
 }
+# extra files beside the notebook, named like modules the grader's own processes import: a module file that
+# first leaves a mark (outside the sandbox, or as root inside it), then stands aside for the real module
+_IMPOSTOR = """
+import os, sys
+try:
+    if os.getuid() == 0:
+        open(os.path.join(os.getcwd(), "ran-as-root"), "w").close()
+    open(HIJACK, "w").close()
+except OSError:
+    pass
+sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
+del sys.modules[__name__]
+import {module} as _real
+sys.modules[__name__] = _real
+"""
+# graded right if the impostors never ran where they could do harm: 0 if they ran as root
+IMPOSTORS = _if("not os.path.exists('ran-as-root')")
 # each scores more than its honest score when nbgrader does not restore test cells from the gradebook
 EDITS = {
     "edited_tests": {"solution": WRONG, "tests": "print('all tests passed')\n"},
@@ -231,6 +248,8 @@ SUBMISSIONS = {
     "memory_bomb": {"solution": ("import psutil\nhog = []\n"
                                  "while len(hog) < 4 * psutil.virtual_memory().total // 2**26:\n"
                                  "    hog.append(bytearray(2**26))\n") + GOOD},
+    "hijacks_the_supervisor": {"solution": IMPOSTORS, "files": {
+        f"{module}.py": _IMPOSTOR.replace("{module}", module) for module in ("psutil", "ctypes", "json")}},
     # replaces its notebook by a link to a file outside: nbgrader must not write the graded notebook there
     "plants_a_symlink": {"solution": GOOD + SYMLINK},
     # several processes, each under the cap, together above it: the watcher outside the sandbox stops them
@@ -279,7 +298,8 @@ class Places:
     def fill(self, code: str) -> str:
         for name, value in (("COURSE", str(self.course)), ("CLASSMATE", str(self.classmate)),
                             ("RUNTIME", self.runtime), ("TARGETS", [str(t) for t in self.targets]),
-                            ("TOKEN", TOKEN), ("MARKER", self.marker), ("LINK_TARGET", str(self.link_target))):
+                            ("TOKEN", TOKEN), ("MARKER", self.marker), ("LINK_TARGET", str(self.link_target)),
+                            ("HIJACK", str(self.outside / "hijacked"))):
             text = repr(value)
             code = re.sub(rf"\b{name}\b", lambda _, text=text: text, code)
         return code
@@ -320,6 +340,8 @@ def _submit(course: Path, submissions: dict[str, dict[str, object]], places: Pla
         shutil.copytree(release, folder)
         nbformat.write(_build(release / f"{LAB}.ipynb", {**spec, "solution": places.fill(str(spec["solution"]))}),
                        folder / f"{LAB}.ipynb")
+        for name, code in dict(spec.get("files", {})).items():
+            (folder / name).write_text(places.fill(code))
 
 
 def _autograde(course: Path, places: Places, env: dict[str, str] | None = None
@@ -491,6 +513,13 @@ def test_nothing_a_submission_starts_or_writes_outlives_its_kernel(graded: Grade
     time.sleep(1.0)
     assert not (folder / "heartbeat").exists(), "the daemon's file is removed, and no daemon writes it again"
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in (course / "release" / LAB).iterdir())
+
+
+@BATCH
+def test_files_beside_the_notebook_never_run_in_the_grader_s_own_processes(graded: Graded) -> None:
+    course, _, places = graded
+    assert not (places.outside / "hijacked").exists(), "a submitted module ran outside the sandbox"
+    assert _scores(course)["hijacks_the_supervisor"] == 2, "a submitted module ran as root inside the sandbox"
 
 
 @BATCH

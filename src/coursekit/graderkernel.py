@@ -56,11 +56,11 @@ def _tree(pid: int) -> list:
 
 def _memory(pid: int) -> int:
     """What the kernel's tree holds in memory: resident memory, memory files (``memfd``) it keeps open,
-    and what it wrote to its tmpfs (``/tmp``, ``/dev/shm``), which no process's resident size shows."""
+    what it wrote to any tmpfs mounted in its mount namespaces (``/tmp``, ``/dev/shm``, and one a nested
+    user namespace mounted) and its System V shared memory, none of which a process's resident size shows."""
     import psutil
 
-    total, seen_files, inside = 0, set(), None
-    own_mounts = os.readlink("/proc/self/ns/mnt")
+    total, seen_files, seen_ns = 0, set(), {os.readlink("/proc/self/ns/mnt"), os.readlink("/proc/self/ns/ipc")}
     for proc in _tree(pid):
         try:
             total += proc.memory_info().rss
@@ -71,30 +71,54 @@ def _memory(pid: int) -> int:
                     if (info.st_dev, info.st_ino) not in seen_files:
                         seen_files.add((info.st_dev, info.st_ino))
                         total += info.st_blocks * 512
-            if inside is None and os.readlink(f"/proc/{proc.pid}/ns/mnt") != own_mounts:
-                inside = proc.pid  # a process in the sandbox's mounts, through which its tmpfs are seen
+            mounts, ipc = os.readlink(f"/proc/{proc.pid}/ns/mnt"), os.readlink(f"/proc/{proc.pid}/ns/ipc")
+            if mounts not in seen_ns:
+                seen_ns.add(mounts)
+                total += _tmpfs_used(proc.pid)
+            if ipc not in seen_ns:
+                seen_ns.add(ipc)
+                total += _sysv_shm(proc.pid)
         except (psutil.Error, OSError):
             continue
-    for mount in ("tmp", "dev/shm") if inside else ():
-        try:
-            fs = os.statvfs(f"/proc/{inside}/root/{mount}")
-            total += (fs.f_blocks - fs.f_bfree) * fs.f_frsize
-        except OSError:
-            continue
     return total
+
+
+def _tmpfs_used(pid: int) -> int:
+    """Bytes written to the tmpfs mounts that process ``pid`` sees."""
+    used = 0
+    with open(f"/proc/{pid}/mountinfo") as info:
+        for line in info:
+            fields = line.split()
+            if fields[fields.index("-") + 1] == "tmpfs":
+                try:
+                    fs = os.statvfs(f"/proc/{pid}/root{fields[4]}")
+                    used += (fs.f_blocks - fs.f_bfree) * fs.f_frsize
+                except OSError:
+                    continue
+    return used
+
+
+def _sysv_shm(pid: int) -> int:
+    """Resident bytes of the System V shared memory segments of process ``pid``'s IPC namespace."""
+    with open(f"/proc/{pid}/sysvipc/shm") as table:
+        header, *rows = table.read().splitlines()
+    column = header.split().index("rss") if "rss" in header.split() else None
+    return sum(int(row.split()[column]) for row in rows if column is not None and len(row.split()) > column)
 
 
 def _kill_tree(pid: int) -> None:
     import psutil
 
-    for proc in _tree(pid):  # the sandbox's outer process first: everything in it dies with it
+    procs = _tree(pid)
+    for proc in procs:  # the sandbox's outer process first: everything in it dies with it
         try:
             proc.kill()
         except psutil.Error:
             continue
+    psutil.wait_procs(procs, timeout=5)  # gone before nbgrader cleans the working copy
 
 
-def _limits(memory_bytes: int) -> None:
+def _limits(memory_bytes: int, processes: int) -> None:
     """In the child, before it runs: limits every process of the kernel inherits and cannot raise."""
     import ctypes
     import resource
@@ -106,13 +130,18 @@ def _limits(memory_bytes: int) -> None:
     if memory_bytes <= 0:  # COURSEKIT_GRADER_MEMORY_MB=0: no memory or process limit
         return
     resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
-    if os.geteuid() != 0:  # root's kernel becomes nobody, whose count starts near zero
-        import psutil
+    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
 
-        mine = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == os.getuid())
-        resource.setrlimit(resource.RLIMIT_NPROC, (mine + PROCESSES, mine + PROCESSES))
-    else:
-        resource.setrlimit(resource.RLIMIT_NPROC, (PROCESSES, PROCESSES))
+
+def _process_limit() -> int:
+    """RLIMIT_NPROC counts all processes of a user: the account's own now, plus :data:`PROCESSES`
+    (root's kernel becomes nobody, whose count starts near zero)."""
+    import psutil
+
+    if os.geteuid() == 0:
+        return PROCESSES
+    mine = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == os.getuid())
+    return mine + PROCESSES
 
 
 def _who(cwd: Path, root: str | None) -> str:
@@ -161,14 +190,34 @@ def _serve(listener, connect) -> None:
     """Accept connections on ``listener`` and join each to a new ``connect()`` socket, both ways."""
     import threading
 
+    slots = threading.BoundedSemaphore(32)  # a Kafka client opens a few; more is someone else's game
+
+    def join(near, far) -> None:
+        try:
+            other = threading.Thread(target=_pump, args=(far, near), daemon=True)
+            other.start()
+            _pump(near, far)
+            other.join()
+        finally:
+            near.close()
+            far.close()
+            slots.release()
+
     while True:
         try:
             near, _ = listener.accept()
-            far = connect()
         except OSError:
             continue
-        for a, b in ((near, far), (far, near)):
-            threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+        if not slots.acquire(blocking=False):
+            near.close()
+            continue
+        try:
+            far = connect()
+        except OSError:
+            near.close()
+            slots.release()
+            continue
+        threading.Thread(target=join, args=(near, far), daemon=True).start()
 
 
 def _forward_outside(path: Path, port: int) -> None:
@@ -230,21 +279,30 @@ def _command(argv: list[str], connection: Path, keep: list[int]) -> tuple[list[s
     private = sockets is not None and (port is not None or not environ.get(kafka.BOOTSTRAP_ENV))
     if private and port is not None:
         _forward_outside(sockets / "kafka.sock", port)
-        inner = [sys.executable, "-m", "coursekit.graderkernel", "--forward", str(sockets / "kafka.sock"), str(port),
-                 "--", *inner]
+        inner = [sys.executable, "-I", "-m", "coursekit.graderkernel", "--forward", str(sockets / "kafka.sock"),
+                 str(port), "--", *inner]
     elif not private:
-        sys.stderr.write("coursekit grader: the kernel shares the machine's network (a Kafka cluster elsewhere, or "
-                         "a kernel manager without Unix sockets): it can reach other local services\n")
+        if environ.get(sandbox.NETWORK_ENV, "").strip().lower() != "shared":
+            raise sandbox.SandboxUnavailable(
+                "the kernel would need the machine's network (a Kafka cluster elsewhere, or a kernel manager "
+                "without Unix sockets), where it reaches every local service",
+                f"grade against the embedded broker (`coursekit start kafka`), or set {sandbox.NETWORK_ENV}=shared")
+        sys.stderr.write("coursekit grader: the kernel shares the machine's network: it can reach other local "
+                         "services\n")
     writable = [sockets] if sockets is not None else []
     if sandbox.as_root():
+        root = environ.get(COURSE_ENV)
+        if not root or Path(root).resolve() / "autograded" not in Path.cwd().resolve().parents:
+            raise sandbox.SandboxUnavailable(f"{Path.cwd()} is not a submission's folder under autograded/",
+                                             "grade with nbgrader autograde from the course directory")
         for folder in [Path.cwd(), *writable]:
             for path in [folder, *folder.rglob("*")]:
                 os.lchown(path, sandbox.NOBODY, sandbox.NOBODY)
     fd = os.open(connection, os.O_RDONLY)
     keep.append(fd)
-    root = environ.get(COURSE_ENV)
     command = sandbox.command(inner, workdir=Path.cwd(), env=sandbox.kernel_environment(environ),
-                              files={CONNECTION: fd}, hide=[Path(root)] if root else [], writable=writable,
+                              files={CONNECTION: fd}, hide=[Path(r) for r in [environ.get(COURSE_ENV)] if r],
+                              writable=writable,
                               private_network=private)
     return command, {"PATH": environ.get("PATH", "/usr/bin:/bin")}, writable
 
@@ -275,14 +333,14 @@ def grader_kernel(argv: list[str]) -> int:
     limit_mb = int(os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_MB))
     wall_s = float(os.environ.get(WALL_ENV, DEFAULT_WALL_S))
     who = _who(Path.cwd(), os.environ.get(COURSE_ENV))
-    parent, keep = os.getppid(), []
+    parent, keep, processes = os.getppid(), [], _process_limit()
     try:
         command, env, _ = _command(rest, connection, keep)
     except Exception as exc:  # noqa: BLE001 - the kernel cannot start: say why, in nbgrader's log
         sys.stderr.write(f"coursekit grader: the kernel for {who} cannot start: {exc}\n")
         return 1
     child = subprocess.Popen(command, env=env, pass_fds=keep, start_new_session=True,
-                             preexec_fn=lambda: _limits(limit_mb * 2**20))
+                             preexec_fn=lambda: _limits(limit_mb * 2**20, processes))
     for fd in keep:
         os.close(fd)
 

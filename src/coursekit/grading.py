@@ -62,20 +62,35 @@ class StderrIsNotFailure(NbGraderPreprocessor):
 
 
 class HideHiddenTests(NbGraderPreprocessor):
-    """Remove hidden test code from feedback, and the tracebacks that would quote it."""
+    """Remove hidden test code from feedback, and everything that could show what it was given.
 
-    def preprocess_cell(self, cell: NotebookNode, resources: dict[str, Any], index: int
-                        ) -> tuple[NotebookNode, dict[str, Any]]:
-        if cell.cell_type != "code" or BEGIN_HIDDEN not in cell.source:
-            return cell, resources
+    nbgrader's feedback shows the hidden tests by default. Here their code is replaced by a note, a
+    failing hidden test by a plain sentence, and the outputs of that cell and of every student cell
+    after the first hidden test are not shown: the student's code could have printed its hidden inputs
+    (or the cell history holding them), and a resubmission could hard-code the answers.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
+        seen_hidden = False
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            if BEGIN_HIDDEN in cell.source:
+                seen_hidden = True
+                self._hide(cell)
+            elif seen_hidden and cell.get("outputs"):
+                cell.outputs = [new_output("stream", name="stdout",
+                                           text="(output not shown in feedback: it ran after the hidden tests)\n")]
+        return nb, resources
+
+    @staticmethod
+    def _hide(cell: NotebookNode) -> None:
         cell.source = _HIDDEN_BLOCK.sub("# (hidden tests: they check your code on other data)", cell.source)
         failed = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
-        # nothing the cell printed: the student's code could have printed its hidden inputs
         note = ("a test failed; if the visible tests above pass, a hidden test found a case your code gets "
                 "wrong: re-read the part's instructions")
         cell.outputs = ([new_output("error", ename="TestFailed", evalue=note, traceback=[f"TestFailed: {note}"])]
                         if failed else [new_output("stream", name="stdout", text="All tests passed.\n")])
-        return cell, resources
 
 
 @dataclass
@@ -197,13 +212,27 @@ def _scrub(folder: Path, before: set[Path]) -> None:
     """After the kernel: remove every link, special file and file it made in its working copy.
 
     nbgrader then writes the graded notebook there, as the grader: through a symbolic link planted in
-    place of the notebook it would overwrite any file the grader can write.
+    place of the notebook it would overwrite any file the grader can write. Folders get their
+    permissions back first (a kernel owning its copy could hide a link in a folder it made unreadable),
+    and a folder that cannot be walked stops grading rather than being skipped.
     """
-    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if path.is_symlink() or not (path.is_file() or path.is_dir()):
-            path.unlink()
-        elif path not in before:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    def fail(error: OSError) -> None:
+        raise error
+
+    folder.chmod(0o755)
+    for top, dirs, files in os.walk(folder, topdown=True, onerror=fail):
+        for name in dirs:
+            path = Path(top, name)
+            if not path.is_symlink():
+                path.chmod(0o755)
+        for name in [*files, *dirs]:
+            path = Path(top, name)
+            if path.is_symlink() or not (path.is_file() or path.is_dir()):
+                path.unlink()
+                dirs[:] = [d for d in dirs if d != name]
+            elif path not in before:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                dirs[:] = [d for d in dirs if d != name]
 
 
 class ExecuteHiddenTests(Execute):

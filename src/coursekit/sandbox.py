@@ -38,6 +38,7 @@ from coursekit.errors import CourseError
 BWRAP_ENV = "COURSEKIT_BWRAP"
 MODE_ENV = "COURSEKIT_GRADER_SANDBOX"
 TMP_ENV = "COURSEKIT_GRADER_TMP_MB"
+NETWORK_ENV = "COURSEKIT_GRADER_NETWORK"
 DEFAULT_TMP_MB = 512
 # Debian 12's package; other Debian/Ubuntu releases get their own release's version
 DEBIAN_PACKAGE = "bubblewrap"
@@ -213,7 +214,7 @@ def command(argv: list[str], *, workdir: Path, env: Mapping[str, str], files: Ma
         args.append("--unshare-net")
     if as_root():
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        argv = [sys.executable, "-c", _BECOME_NOBODY.format(NOBODY), *argv]
+        argv = [sys.executable, "-I", "-c", _BECOME_NOBODY.format(NOBODY), *argv]  # -I: nothing from the copy
     else:
         args += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
     args.append("--clearenv")
