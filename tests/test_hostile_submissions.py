@@ -11,7 +11,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -354,24 +356,38 @@ def _autograde(course: Path, places: Places, env: dict[str, str] | None = None
         places.classmate.parent.mkdir(parents=True, exist_ok=True)
         places.classmate.write_text("a classmate's answer")
 
-    from jupyter_client.manager import KernelManager
-
     arrival = threading.Thread(target=classmate_arrives, daemon=True)
     arrival.start()
-    # another kernel on the machine (a learner's, on a hub) keeps printing their work
-    victim = KernelManager(kernel_name="python3")
-    victim.start_kernel(env=labs.venv_env())
-    client = victim.client()
-    client.start_channels()
-    client.wait_for_ready(timeout=60)
-    client.execute(f"import time\nwhile True:\n    print({places.marker!r}, flush=True)\n    time.sleep(0.2)")
+    # another kernel on the machine (a learner's, on a hub) keeps printing their work; in a process of its
+    # own, so that none of its sockets is left to this test process
+    victim = subprocess.Popen([sys.executable, "-c", VICTIM, places.marker], env=labs.venv_env(),
+                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         return labs.nbgrader(course, "autograde", LAB, "--create", "--ExecutePreprocessor.timeout=15",
                              "--Execute.timeout=15", timeout=900, env={**places.env, **(env or {})})
     finally:
         arrival.join(timeout=1)
-        client.stop_channels()
-        victim.shutdown_kernel(now=True)
+        victim.terminate()  # it shuts its kernel down
+        try:
+            victim.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait()
+
+
+VICTIM = """
+import signal, sys, time
+from jupyter_client.manager import KernelManager
+kernel = KernelManager(kernel_name="python3")
+signal.signal(signal.SIGTERM, lambda *_: (kernel.shutdown_kernel(now=True), sys.exit(0)))
+kernel.start_kernel()
+client = kernel.client()
+client.start_channels()
+client.wait_for_ready(timeout=60)
+client.execute(f"import time\\nwhile True:\\n    print({sys.argv[1]!r}, flush=True)\\n    time.sleep(0.2)")
+while True:
+    time.sleep(1)
+"""
 
 
 @pytest.fixture(scope="module")

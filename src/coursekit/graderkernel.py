@@ -265,6 +265,10 @@ def _command(argv: list[str], connection: Path, keep: list[int]) -> tuple[list[s
     kernel = [sys.executable, "-m", "ipykernel_launcher"]
     environ = dict(os.environ)
     _use_running_broker(environ)
+    root = environ.get(COURSE_ENV)
+    submission = bool(root) and Path(root).resolve() / "autograded" in Path.cwd().resolve().parents
+    if not submission:  # the instructor's own notebook (`nbgrader validate` of source/): nothing to isolate
+        return [*kernel, "-f", str(connection), *argv], environ, []
     if not sandbox.enabled():
         sys.stderr.write(f"coursekit grader: {sandbox.MODE_ENV}=off: this kernel is NOT isolated; it sees "
                          "everything the grader account sees\n")
@@ -290,19 +294,14 @@ def _command(argv: list[str], connection: Path, keep: list[int]) -> tuple[list[s
         sys.stderr.write("coursekit grader: the kernel shares the machine's network: it can reach other local "
                          "services\n")
     writable = [sockets] if sockets is not None else []
-    if sandbox.as_root():
-        root = environ.get(COURSE_ENV)
-        if not root or Path(root).resolve() / "autograded" not in Path.cwd().resolve().parents:
-            raise sandbox.SandboxUnavailable(f"{Path.cwd()} is not a submission's folder under autograded/",
-                                             "grade with nbgrader autograde from the course directory")
+    if sandbox.as_root():  # only a submission's own folder under autograded/ (checked above)
         for folder in [Path.cwd(), *writable]:
             for path in [folder, *folder.rglob("*")]:
                 os.lchown(path, sandbox.NOBODY, sandbox.NOBODY)
     fd = os.open(connection, os.O_RDONLY)
     keep.append(fd)
     command = sandbox.command(inner, workdir=Path.cwd(), env=sandbox.kernel_environment(environ),
-                              files={CONNECTION: fd}, hide=[Path(r) for r in [environ.get(COURSE_ENV)] if r],
-                              writable=writable,
+                              files={CONNECTION: fd}, hide=[Path(str(root))], writable=writable,
                               private_network=private)
     return command, {"PATH": environ.get("PATH", "/usr/bin:/bin")}, writable
 
