@@ -32,8 +32,13 @@ def _errors(nb: nbformat.NotebookNode) -> list[str]:
 def _run_all(runs: list[tuple[Path, dict[str, str]]]) -> list[list[str]]:
     """Execute notebooks at the same time, each with its learner's environment; each one's errors."""
     def one(run: tuple[Path, dict[str, str]]) -> list[str]:
+        from jupyter_core.utils import ensure_event_loop
+
         path, env = run
-        return _errors(notebooks.execute(notebooks.read(path), path.parent, timeout=300, env=env))
+        try:
+            return _errors(notebooks.execute(notebooks.read(path), path.parent, timeout=300, env=env))
+        finally:
+            ensure_event_loop().close()  # nbclient made this thread an event loop; nothing else would close it
 
     with ThreadPoolExecutor(len(runs)) as pool:
         return list(pool.map(one, runs))
