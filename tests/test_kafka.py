@@ -41,6 +41,25 @@ def test_concurrent_starts_make_one_broker(isolated_home: Path) -> None:
     assert len(pids) == 1, f"two kernels starting at once got different brokers: {pids}"
 
 
+def test_a_port_won_by_another_learners_broker_is_not_taken_for_ours(
+        isolated_home: Path, bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two learners (two state directories, two locks) may both find the same port free; only one JVM
+    binds it. The other must notice that the broker answering there has another cluster id and start
+    again elsewhere, not share the winner's topics (this once emptied a classmate's topic in CI)."""
+    theirs = int(bootstrap.rsplit(":", 1)[1])  # this worker's broker plays the classmate who won
+    monkeypatch.delenv(kafka.PORT_ENV)
+    (isolated_home / "kafka").mkdir(parents=True, exist_ok=True)
+    (isolated_home / "kafka" / "port").write_text(str(theirs))
+    real_port_free = kafka.port_free
+    monkeypatch.setattr(kafka, "port_free", lambda p: p in (theirs, theirs + 1) or real_port_free(p))
+    ours = kafka.start()
+    assert ours.port != theirs, "the broker answering on the raced port is someone else's"
+    assert kafka._cluster_of(ours.bootstrap, 5) == (isolated_home / "kafka" / "cluster.id").read_text().strip()
+    assert (isolated_home / "kafka" / "port").read_text() == str(ours.port), "the new port is recorded"
+    assert kafka._cluster_of(bootstrap, 5) != kafka._cluster_of(ours.bootstrap, 5)
+    assert kafka.stop() is True
+
+
 def test_dead_broker_is_restarted(isolated_home: Path) -> None:
     first = kafka.start()
     os.kill(first.pid, signal.SIGKILL)

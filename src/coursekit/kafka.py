@@ -188,79 +188,113 @@ def _java_command(java: Path, main: str, *args: str) -> list[str]:
             f"-Dkafka.logs.dir={_home() / 'logs'}", "-cp", classpath, main, *args]
 
 
-def _choose_port() -> int:
+def _choose_port(taken: frozenset[int] = frozenset()) -> int:
     """The broker's port (it also uses the next one): ``$COURSEKIT_KAFKA_PORT`` if set, else the one this
-    state directory used before, else 19092, else a free pair found here. The choice is recorded, so a
-    learner keeps their port across restarts, and many learners on one machine each get their own.
+    state directory used before, else 19092, else a free pair found here (never one of ``taken``). The
+    choice is recorded, so a learner keeps their port across restarts, and many learners on one machine
+    each get their own.
     """
     if os.environ.get(PORT_ENV, "").strip():
         return env_int(PORT_ENV, DEFAULT_PORT)
     record = _home() / "port"
     candidates = [int(record.read_text())] if record.is_file() and record.read_text().strip().isdigit() else []
     candidates.append(DEFAULT_PORT)
-    port = next((p for p in candidates if port_free(p) and port_free(p + 1)), None)
+
+    def usable(p: int) -> bool:
+        return p not in taken and port_free(p) and port_free(p + 1)
+
+    port = next((p for p in candidates if usable(p)), None)
     if port is None:
         import random
 
         rng = random.Random()  # noqa: S311 - a port, not a secret
         port = next((p for p in (rng.randrange(20000, 32000) for _ in range(200))  # below the ephemeral range
-                     if port_free(p) and port_free(p + 1)), candidates[-1])
+                     if usable(p)), candidates[-1])
     record.write_text(str(port))
     return port
 
 
 def start(timeout: float = START_TIMEOUT) -> Broker:
-    """Start the embedded broker, or return the one already running. Safe to call concurrently."""
+    """Start the embedded broker, or return the one already running. Safe to call concurrently.
+
+    Learners on one machine each have their own state directory and so their own lock: two of them may
+    pick the same free port at the same moment. Only one JVM binds it; the other must not take the
+    winner's broker for its own (it would share its topics), so readiness means "a broker with *this*
+    state directory's cluster id answers", and the loser starts again on another port.
+    """
     with _start_lock():
         running = status()
         if running is not None:
             return running
         java = require_java()
         jars.require("kafka-broker")
-        port = _choose_port()
-        controller_port = port + 1
-        for needed in (port, controller_port):
-            if not port_free(needed):
-                raise PortInUse(
-                    f"port {needed} on {HOST} is in use by another program, so the embedded Kafka broker "
-                    f"cannot listen there",
-                    f"stop that program (find it with `ss -ltnp 'sport = :{needed}'`), or set {PORT_ENV} "
-                    f"to a free port (the broker uses it and the next one), or set {BOOTSTRAP_ENV} "
-                    "to use a Kafka cluster you already run",
-                )
-        home = _home()
-        data, logs = home / "data", home / "logs"
-        logs.mkdir(exist_ok=True)
-        props = home / "server.properties"
-        props.write_text(_server_properties(port, controller_port, data))
-        (home / "log4j2.properties").write_text(
-            log4j2_to_file(logs / "server.log", level="info", loggers={"state.change.logger": "warn"}))
-        out = logs / "stdout.log"
-        if not (data / "meta.properties").is_file():
-            formatted = subprocess.run(
-                _java_command(java, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
-                              "-c", str(props), "--ignore-formatted"),
-                capture_output=True, text=True, timeout=120, check=False)
-            if formatted.returncode != 0:
-                raise EngineFailed(f"formatting the Kafka log directory failed:\n{formatted.stderr[-2000:]}",
-                                   f"remove {data} and try again; see {out}")
-        pid = _launch_detached(_java_command(java, "kafka.Kafka", str(props)), out, home)
-        broker = Broker(pid=pid, port=port, controller_port=controller_port, log_dir=str(logs))
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _is_our_broker(pid):
-                raise EngineFailed(
-                    "the Kafka broker exited during start-up. Last log lines:\n"
-                    f"{_tail(logs / 'server.log')}\n{_tail(out, 5)}",
-                    f"read {logs}; `coursekit doctor` checks Java, jars and ports",
-                )
-            if _port_open(HOST, port) and _ready(broker.bootstrap, 2.0):
+        taken: set[int] = set()
+        while True:
+            port = _choose_port(frozenset(taken))
+            broker = _launch(java, port, deadline, timeout)
+            if broker is not None:
                 _record_path().write_text(json.dumps(asdict(broker)))
                 return broker
-            time.sleep(0.2)
-        _kill(pid)
-        raise EngineUnreachable(f"the Kafka broker did not become ready within {timeout:.0f} s",
-                                f"see {logs / 'server.log'}; the machine may be short of memory")
+            taken.add(port)  # another learner's broker won the port while ours started
+            if os.environ.get(PORT_ENV, "").strip() or len(taken) >= 3:
+                raise PortInUse(
+                    f"port {port} on {HOST} was taken by another Kafka broker while this one started",
+                    f"start it again; or set {PORT_ENV} to a port nobody else uses (the broker uses it "
+                    f"and the next one), or {BOOTSTRAP_ENV} to use a Kafka cluster you already run",
+                )
+
+
+def _launch(java: Path, port: int, deadline: float, timeout: float) -> Broker | None:
+    """Start a broker on ``port``: the broker once it is ready, ``None`` if another broker took the port meanwhile."""
+    controller_port = port + 1
+    for needed in (port, controller_port):
+        if not port_free(needed):
+            raise PortInUse(
+                f"port {needed} on {HOST} is in use by another program, so the embedded Kafka broker "
+                f"cannot listen there",
+                f"stop that program (find it with `ss -ltnp 'sport = :{needed}'`), or set {PORT_ENV} "
+                f"to a free port (the broker uses it and the next one), or set {BOOTSTRAP_ENV} "
+                "to use a Kafka cluster you already run",
+            )
+    home = _home()
+    data, logs = home / "data", home / "logs"
+    logs.mkdir(exist_ok=True)
+    props = home / "server.properties"
+    props.write_text(_server_properties(port, controller_port, data))
+    (home / "log4j2.properties").write_text(
+        log4j2_to_file(logs / "server.log", level="info", loggers={"state.change.logger": "warn"}))
+    out = logs / "stdout.log"
+    ours = _cluster_id()
+    if not (data / "meta.properties").is_file():
+        formatted = subprocess.run(
+            _java_command(java, "kafka.tools.StorageTool", "format", f"--cluster-id={ours}",
+                          "-c", str(props), "--ignore-formatted"),
+            capture_output=True, text=True, timeout=120, check=False)
+        if formatted.returncode != 0:
+            raise EngineFailed(f"formatting the Kafka log directory failed:\n{formatted.stderr[-2000:]}",
+                               f"remove {data} and try again; see {out}")
+    pid = _launch_detached(_java_command(java, "kafka.Kafka", str(props)), out, home)
+    broker = Broker(pid=pid, port=port, controller_port=controller_port, log_dir=str(logs))
+    while time.monotonic() < deadline:
+        answering = _cluster_of(broker.bootstrap, 2.0) if _port_open(HOST, port) else None
+        if answering is not None and answering != ours:
+            _kill(pid)
+            return None
+        if not _is_our_broker(pid):
+            if not (port_free(port) and port_free(controller_port)):
+                return None  # lost the port to a program that bound it after our check
+            raise EngineFailed(
+                "the Kafka broker exited during start-up. Last log lines:\n"
+                f"{_tail(logs / 'server.log')}\n{_tail(out, 5)}",
+                f"read {logs}; `coursekit doctor` checks Java, jars and ports",
+            )
+        if answering == ours:
+            return broker
+        time.sleep(0.2)
+    _kill(pid)
+    raise EngineUnreachable(f"the Kafka broker did not become ready within {timeout:.0f} s",
+                            f"see {logs / 'server.log'}; the machine may be short of memory")
 
 
 _LAUNCHER = """\
@@ -279,15 +313,20 @@ def _launch_detached(cmd: list[str], log: Path, cwd: Path) -> int:
     return int(done.stdout.strip())
 
 
-def _ready(bootstrap: str, timeout: float) -> bool:
+def _cluster_of(bootstrap: str, timeout: float) -> str | None:
+    """The cluster id of the Kafka answering at ``bootstrap``; ``None`` if none answers (yet)."""
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "logger": _silent_logger()})
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception:  # noqa: BLE001 - any client error means "not ready yet"
-        return False
-    return bool(metadata.brokers)
+        return None
+    return metadata.cluster_id if metadata.brokers else None
+
+
+def _ready(bootstrap: str, timeout: float) -> bool:
+    return _cluster_of(bootstrap, timeout) is not None
 
 
 def _silent_logger() -> object:
