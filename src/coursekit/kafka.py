@@ -487,12 +487,14 @@ class Record:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-def read_all(topic: str, *, isolation: str = "read_uncommitted", timeout: float = 15.0,
+def read_all(topic: str, *, isolation: str = "read_committed", timeout: float = 15.0,
              raw: bool = False) -> list[Record]:
     """Read every record currently in ``topic`` (all partitions, from the beginning), then stop.
 
     Uses a throw-away consumer that commits nothing, so it changes no consumer group's offsets.
-    ``isolation="read_committed"`` hides records of aborted or open transactions. Values are
+    ``isolation`` defaults to ``read_committed``, librdkafka's own default (the Java client's is
+    ``read_uncommitted``): records of aborted or still-open transactions are hidden, and reading stops at
+    the last stable offset. ``isolation="read_uncommitted"`` shows every record in the log. Values are
     parsed as JSON where they are JSON (else text); ``raw=True`` keeps them as bytes.
     """
     from confluent_kafka import Consumer, KafkaError
