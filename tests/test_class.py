@@ -20,7 +20,10 @@ from coursekit import jars, kafka, labs, notebooks
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.engines, pytest.mark.cost("class: three learners at once")]
 LEARNERS = ("ada", "grace", "alan")
+# transactional and group ids, where names on a shared cluster matter most
 LESSON = ROOT / "notebooks" / "11_kafka_event_streaming.ipynb"
+# the cheapest Kafka lesson: with brokers of their own what is tested is ports and state, not names
+OWN_BROKER_LESSON = ROOT / "notebooks" / "13_event_driven_patterns.ipynb"
 LAB = "lab2_realtime_orders"
 
 
@@ -62,11 +65,11 @@ def _stop_broker(home: str) -> kafka.Broker | None:
     return running
 
 
-def test_three_learners_with_their_own_brokers_run_lesson_11_at_once(tmp_path: Path) -> None:
+def test_three_learners_with_their_own_brokers_run_a_lesson_at_once(tmp_path: Path) -> None:
     before = _jar_files()
     envs = [_learner_env(tmp_path, name) for name in LEARNERS]
     try:
-        errors = _run_all([(LESSON, env) for env in envs])
+        errors = _run_all([(OWN_BROKER_LESSON, env) for env in envs])
     finally:
         brokers = [_stop_broker(env["COURSEKIT_HOME"]) for env in envs]
     assert errors == [[], [], []], errors

@@ -114,7 +114,7 @@ for target in TARGETS:
         pass
 """
 LATE_CLASSMATE = """
-def _appears(path, seconds=6.0):
+def _appears(path, seconds=2.0):   # the classmate arrives before this kernel starts
     end = time.time() + seconds
     while time.time() < end:
         if os.path.exists(path):
@@ -175,7 +175,7 @@ for port in ports:
 poller = zmq.Poller()
 for sub in subscribers:
     poller.register(sub, zmq.POLLIN)
-end = time.time() + 4
+end = time.time() + 2   # the other kernel prints every 0.2 s
 while time.time() < end:
     for sub, _ in poller.poll(200):
         heard += b"".join(sub.recv_multipart())
@@ -363,8 +363,8 @@ def _autograde(course: Path, places: Places, env: dict[str, str] | None = None
     victim = subprocess.Popen([sys.executable, "-c", VICTIM, places.marker], env=labs.venv_env(),
                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        return labs.nbgrader(course, "autograde", LAB, "--create", "--ExecutePreprocessor.timeout=15",
-                             "--Execute.timeout=15", timeout=900, env={**places.env, **(env or {})})
+        return labs.nbgrader(course, "autograde", LAB, "--create", "--ExecutePreprocessor.timeout=10",
+                             "--Execute.timeout=10", timeout=900, env={**places.env, **(env or {})})
     finally:
         arrival.join(timeout=1)
         victim.terminate()  # it shuts its kernel down
@@ -584,15 +584,19 @@ def _control(tmp_path: Path, config: str, names: list[str], env: dict[str, str]
 
 
 def test_without_the_defences_the_same_cheats_score(tmp_path: Path) -> None:
-    """Each defence removed, each cheat above scores: the tests above are not vacuous.
+    """Each defence removed, each cheat and edit above scores: the tests above are not vacuous.
 
-    Off here: the sandbox (``COURSEKIT_GRADER_SANDBOX=off``: file system, environment, classmates), the
-    memory cap (0), and the grader-side judging of hidden tests (nbgrader's own ``Execute``: the hidden
-    tests run in the kernel, as nbgrader does by default).
+    Off here, in one autograde run: the sandbox (``COURSEKIT_GRADER_SANDBOX=off``: file system,
+    environment, classmates), the memory cap (0), the grader-side judging of hidden tests (nbgrader's own
+    ``Execute``: the hidden tests run in the kernel, as nbgrader does by default), and nbgrader's
+    ``OverwriteCells`` (restoring test cells and their points from the gradebook).
     """
+    kept = ", ".join(f"'nbgrader.preprocessors.{name}'"  # nbgrader's own list, less OverwriteCells
+                     for name in ("ClearOutput", "DeduplicateIds", "OverwriteKernelspec", "CheckCellMetadata"))
     config = ("c.Autograde.autograde_preprocessors = [p.replace('coursekit.grading.ExecuteHiddenTests',\n"
-              "    'nbgrader.preprocessors.Execute') for p in c.Autograde.autograde_preprocessors]\n")
-    names = ["good", "always_equal", "a_plants_startup_code", "plants_a_symlink", *CHEATS]
+              "    'nbgrader.preprocessors.Execute') for p in c.Autograde.autograde_preprocessors]\n"
+              f"c.Autograde.sanitize_preprocessors = [{kept}]\n")
+    names = ["good", "always_equal", "a_plants_startup_code", "plants_a_symlink", *CHEATS, *EDITS]
     scores, course, places = _control(tmp_path, config, names, {"COURSEKIT_GRADER_SANDBOX": "off", MEMORY_ENV: "0"})
     assert scores["good"] == 2, "the hidden tests run in the kernel when the grader does not judge them"
     cheats = [name for name in CHEATS if name != "reads_root_secrets" or os.geteuid() == 0]
@@ -600,13 +604,5 @@ def test_without_the_defences_the_same_cheats_score(tmp_path: Path) -> None:
     assert scores["always_equal"] == 0, "the returned value is compared as JSON data, not as the kernel's object"
     assert TOKEN in _outputs(course, "reads_the_grader_env"), "without the sandbox the hub token is printed"
     assert places.link_target.read_text() != "untouched", "without the clean-up nbgrader writes through the link"
-
-
-def test_without_restored_test_cells_edits_score(tmp_path: Path) -> None:
-    """nbgrader's ``OverwriteCells`` (restoring test cells and their points from the gradebook) removed."""
-    kept = ", ".join(f"'nbgrader.preprocessors.{name}'"  # nbgrader's own list, less OverwriteCells
-                     for name in ("ClearOutput", "DeduplicateIds", "OverwriteKernelspec", "CheckCellMetadata"))
-    config = f"c.Autograde.sanitize_preprocessors = [{kept}]\n"
-    scores = _control(tmp_path, config, list(EDITS), {})[0]
-    assert scores["edited_tests"] == 2, "the edited test cell ran as the student wrote it"
-    assert scores["edited_metadata"] > 2, "the submission's own points counted"
+    assert scores["edited_tests"] == 2, "without OverwriteCells the edited test cell ran as the student wrote it"
+    assert scores["edited_metadata"] > 2, "without OverwriteCells the submission's own points counted"

@@ -22,11 +22,7 @@ LESSONS = notebooks.lesson_paths(ROOT)
 TEMPLATE = ROOT / "authoring" / "lesson_template.ipynb"
 MIN_WRONG_ANSWERS = 2
 # Lessons whose exercises have no wrong answers yet, and the issue that adds them. Shrinks to empty.
-WRONG_ANSWERS_PENDING = {
-    "10_stream_processing_fundamentals": "issue 11",
-    "12_realtime_analytics_dashboards": "issue 11",
-    "13_event_driven_patterns": "issue 11",
-}
+WRONG_ANSWERS_PENDING: dict[str, str] = {}
 
 
 def _id(path: Path) -> str:

@@ -198,7 +198,9 @@ class SandboxKernelManager(AsyncKernelManager):
     async def _async_pre_start_kernel(self, **kw: Any) -> Any:
         # short: a Unix socket's path may not pass 107 bytes (a TMPDIR deep in a home directory would)
         short = "/tmp" if os.access("/tmp", os.W_OK) else None  # noqa: S108 - a private folder made in it
-        self._folder = tempfile.mkdtemp(prefix="coursekit-kernel-", dir=short)
+        previous, self._folder = self._folder, tempfile.mkdtemp(prefix="coursekit-kernel-", dir=short)
+        if previous:  # a restart: the dead kernel's folder (and its supervisor's socket) is not reused
+            shutil.rmtree(previous, ignore_errors=True)
         self.transport, self.ip = "ipc", os.path.join(self._folder, "k")
         return await super()._async_pre_start_kernel(**kw)
 
