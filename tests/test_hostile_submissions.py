@@ -584,19 +584,15 @@ def _control(tmp_path: Path, config: str, names: list[str], env: dict[str, str]
 
 
 def test_without_the_defences_the_same_cheats_score(tmp_path: Path) -> None:
-    """Each defence removed, each cheat and edit above scores: the tests above are not vacuous.
+    """Each defence removed, each cheat above scores: the tests above are not vacuous.
 
-    Off here, in one autograde run: the sandbox (``COURSEKIT_GRADER_SANDBOX=off``: file system,
-    environment, classmates), the memory cap (0), the grader-side judging of hidden tests (nbgrader's own
-    ``Execute``: the hidden tests run in the kernel, as nbgrader does by default), and nbgrader's
-    ``OverwriteCells`` (restoring test cells and their points from the gradebook).
+    Off here: the sandbox (``COURSEKIT_GRADER_SANDBOX=off``: file system, environment, classmates), the
+    memory cap (0), and the grader-side judging of hidden tests (nbgrader's own ``Execute``: the hidden
+    tests run in the kernel, as nbgrader does by default).
     """
-    kept = ", ".join(f"'nbgrader.preprocessors.{name}'"  # nbgrader's own list, less OverwriteCells
-                     for name in ("ClearOutput", "DeduplicateIds", "OverwriteKernelspec", "CheckCellMetadata"))
     config = ("c.Autograde.autograde_preprocessors = [p.replace('coursekit.grading.ExecuteHiddenTests',\n"
-              "    'nbgrader.preprocessors.Execute') for p in c.Autograde.autograde_preprocessors]\n"
-              f"c.Autograde.sanitize_preprocessors = [{kept}]\n")
-    names = ["good", "always_equal", "a_plants_startup_code", "plants_a_symlink", *CHEATS, *EDITS]
+              "    'nbgrader.preprocessors.Execute') for p in c.Autograde.autograde_preprocessors]\n")
+    names = ["good", "always_equal", "a_plants_startup_code", "plants_a_symlink", *CHEATS]
     scores, course, places = _control(tmp_path, config, names, {"COURSEKIT_GRADER_SANDBOX": "off", MEMORY_ENV: "0"})
     assert scores["good"] == 2, "the hidden tests run in the kernel when the grader does not judge them"
     cheats = [name for name in CHEATS if name != "reads_root_secrets" or os.geteuid() == 0]
@@ -604,5 +600,13 @@ def test_without_the_defences_the_same_cheats_score(tmp_path: Path) -> None:
     assert scores["always_equal"] == 0, "the returned value is compared as JSON data, not as the kernel's object"
     assert TOKEN in _outputs(course, "reads_the_grader_env"), "without the sandbox the hub token is printed"
     assert places.link_target.read_text() != "untouched", "without the clean-up nbgrader writes through the link"
-    assert scores["edited_tests"] == 2, "without OverwriteCells the edited test cell ran as the student wrote it"
-    assert scores["edited_metadata"] > 2, "without OverwriteCells the submission's own points counted"
+
+
+def test_without_restored_test_cells_edits_score(tmp_path: Path) -> None:
+    """nbgrader's ``OverwriteCells`` (restoring test cells and their points from the gradebook) removed."""
+    kept = ", ".join(f"'nbgrader.preprocessors.{name}'"  # nbgrader's own list, less OverwriteCells
+                     for name in ("ClearOutput", "DeduplicateIds", "OverwriteKernelspec", "CheckCellMetadata"))
+    config = f"c.Autograde.sanitize_preprocessors = [{kept}]\n"
+    scores = _control(tmp_path, config, list(EDITS), {})[0]
+    assert scores["edited_tests"] == 2, "the edited test cell ran as the student wrote it"
+    assert scores["edited_metadata"] > 2, "the submission's own points counted"
