@@ -25,20 +25,24 @@ def _lines(text: str, shortest: int) -> set[str]:
 
 def secret_lines(course: Path) -> set[str]:
     """Lines of the labs' solutions, written answers and hidden tests that are not in what learners get anyway
-    (the released labs and the lessons). The course package is not counted as public: a solution copied
-    into it must be found."""
+    (the released labs and the lessons). The course package is not counted as public for solutions: a
+    solution copied into it must be found. Hidden-test code is grading machinery: a line of it that the
+    package also has word for word (``os.kill(pid, signal.SIGKILL)``) is an idiom, and reveals nothing."""
     public = "\n".join(p.read_text(errors="replace") for folder in ("notebooks", "release")
                        for p in (course / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    secret: set[str] = set()
+    package = "\n".join(p.read_text(errors="replace") for p in (course / "src").rglob("*.py"))
+    solutions: set[str] = set()
+    machinery: set[str] = set()
     for path in (course / "source").rglob("*.ipynb"):
         for cell in nbformat.read(path, as_version=4).cells:
             meta = cell.metadata.get("nbgrader", {})
             if cell.cell_type == "markdown" and meta.get("solution"):
-                secret |= _lines(cell.source, 25)
-            for _, region in _REGION.findall(cell.source):
-                secret |= _lines(region, 25)
+                solutions |= _lines(cell.source, 25)
+            for kind, region in _REGION.findall(cell.source):
+                (solutions if kind == "SOLUTION" else machinery).update(_lines(region, 25))
     for path in (course / "graders").glob("*.py"):
-        secret |= _lines(path.read_text(), 25)
+        machinery |= _lines(path.read_text(), 25)
+    secret = solutions | {line for line in machinery if line not in package}
     return {line for line in secret if line not in public}
 
 
