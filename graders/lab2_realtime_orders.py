@@ -8,7 +8,8 @@ reference solution. Not released to students; hidden from the grader kernel.
 The hidden tests check the rules each part states and its visible tests try, on other data: other seeds,
 sizes and numbers of partitions; Part B's streams also have a delivery outage (arrival time far behind
 event time) and events exactly at a window's closing boundary; Part D's calls are interrupted by crashes
-(the group's committed offsets moved back by the grader's own client while no call runs).
+(the group's committed offsets moved back by the grader's own client while no call runs), and each of
+its calls runs in a fresh process; Part C's malformed records include boolean amounts.
 """
 
 from __future__ import annotations
@@ -249,6 +250,10 @@ def part_c_tests(rng: random.Random) -> Hidden:
     seed, partitions = rng.randrange(2**31), rng.choice([2, 3, 4])
     events = data.order_events(n_orders=200, seed=seed)
     payloads, bad = data.with_malformed(events, rate=0.12, seed=seed)
+    # boolean amounts (True >= 0 in Python), which data.with_malformed does not make: the grader's own
+    for i, flag in zip(rng.sample(sorted(set(range(len(events))) - bad), 3), (True, False, True), strict=False):
+        payloads[i] = data.to_json({**events[i], "amount": flag})
+        bad.add(i)
     source, dlq = kafka.fresh_topic("lab2.c.hidden", partitions), kafka.fresh_topic("lab2.c.hidden.dlq", 1)
     _produce(source, [(e["order_id"], p) for e, p in zip(events, payloads, strict=True)])
     group = kafka.name(f"lab2-c-{uuid.uuid4().hex[:8]}")
@@ -329,6 +334,40 @@ class _Crashes:
 
 
 CRASH_SETUP = '''
+def _lab2_fresh(function, *args, **kwargs):
+    """function(*args, **kwargs) in a forked child, as a restarted worker runs it; its value (JSON data)."""
+    import io, json, os, signal, sys, traceback
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        sys.stdout = sys.stderr = printed = io.StringIO()
+        try:
+            reply = {"value": function(*args, **kwargs)}
+            json.dumps(reply)
+        except BaseException:
+            reply = {"error": traceback.format_exc()}
+        reply["printed"] = printed.getvalue()
+        with os.fdopen(write_end, "w") as pipe:
+            pipe.write(json.dumps(reply))
+        os._exit(0)
+    os.close(write_end)
+    chunks = []
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            while chunk := pipe.read(65536):
+                chunks.append(chunk)
+    finally:
+        if not chunks:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    reply = json.loads(b"".join(chunks) or b'{"error": "the process died", "printed": ""}')
+    print(reply["printed"], end="")
+    if "error" in reply:
+        raise RuntimeError(f"{getattr(function, '__name__', function)} failed in its process:\\n{reply['error']}")
+    return reply["value"]
+
+
 def _lab2_crash(folder, k):
     import os as _os, time as _time
     open(_os.path.join(folder, f"stopped-{k}"), "w").close()
@@ -341,7 +380,8 @@ def _lab2_crash(folder, k):
 
 
 def part_d_tests(rng: random.Random) -> Hidden:
-    """count_paid stopped at two hidden points, crashed after each, then run to the end."""
+    """count_paid stopped at two hidden points, crashed after each, then run to the end; each call in a fresh
+    process (forked by the kernel), so that nothing kept in the kernel's memory carries over."""
     seed, partitions = rng.randrange(2**31), rng.choice([2, 3, 4])
     events = data.order_events(n_orders=120, seed=seed)
     stops = [rng.randint(20, 60), rng.randint(1, 80)]
@@ -384,10 +424,10 @@ def part_d_tests(rng: random.Random) -> Hidden:
 
     calls = []
     for i, n in enumerate(stops):
-        calls.append(f"count_paid({topic!r}, {group!r}, {db_path!r}, max_events={n})")
+        calls.append(f"_lab2_fresh(count_paid, {topic!r}, {group!r}, {db_path!r}, max_events={n})")
         if i in crash_after:
             calls.append(f"_lab2_crash({str(folder)!r}, {crash_after.index(i) + 1})")
-    calls.append(f"count_paid({topic!r}, {group!r}, {db_path!r})")
+    calls.append(f"_lab2_fresh(count_paid, {topic!r}, {group!r}, {db_path!r})")
     # the crash points return None and are left out of the value: [read of each call]
     return Hidden(setup=CRASH_SETUP, verify=verify, cleanup=cleanup,
                   call="[_r for _r in [" + ", ".join(calls) + "] if _r is not None]")

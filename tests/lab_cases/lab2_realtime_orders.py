@@ -4,7 +4,8 @@ plausible wrong solution of each part, and one that tampers in each part (each l
 Each dict maps a solution cell's grade id to the code a student puts there.
 """
 
-# Correct, but written differently from the reference: pandas for the windows, a class-free DLQ
+# Correct, but written differently from the reference: assign and batched consume() with integer
+# milliseconds for the windows (the reviewer's b_alt, not the grader's pandas truth), a class-free DLQ
 # that validates with data.is_valid_event, and exactly-once restarts that keep the counted event ids in
 # SQLite (the reference keeps offsets there instead).
 ALTERNATIVE = {
@@ -18,28 +19,30 @@ def publish_orders(producer, topic, events):
     return count
 ''',
     "part-b-solution": '''
-import pandas as pd
-
 def windowed_revenue(topic, group_id, window_s, lateness_s):
-    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group_id, "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-    rows = []
-    while len(rows) < high - low:
-        msg = consumer.poll(1.0)
-        if msg is not None and not msg.error():
-            rows.append(json.loads(msg.value()))
-    consumer.commit(asynchronous=False)
-    consumer.close()
-    frame = pd.DataFrame(rows)
-    t = pd.to_datetime(frame["event_time"], utc=True)
-    start = t.dt.floor(f"{window_s}s")
-    late = (t.cummax().shift(1) - pd.Timedelta(seconds=lateness_s)) >= start + pd.Timedelta(seconds=window_s)
-    late = late.fillna(False).astype(bool)
-    paid = frame[~late & (frame["type"] == "order_paid")].assign(w=start.dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    sums = paid.groupby(["w", "region"])["amount"].sum().round(2)
-    return {k: float(v) for k, v in sums.items()}, frame.loc[late, "event_id"].tolist()
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group_id, "enable.auto.commit": False})
+    lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    c.assign([TopicPartition(topic, 0, lo)])         # assign, batched consume(), integer milliseconds
+    events, nxt = [], lo
+    while nxt < hi:
+        for m in c.consume(100, timeout=1.0):
+            if not m.error():
+                events.append(json.loads(m.value()))
+                nxt = m.offset() + 1
+    c.commit(offsets=[TopicPartition(topic, 0, nxt)], asynchronous=False)
+    c.close()
+    w = window_s * 1000
+    rev, late, top = {}, [], None
+    for e in events:
+        t = round(data.parse_time(e["event_time"]).timestamp() * 1000)
+        s = t // w * w
+        if top is not None and top - lateness_s * 1000 >= s + w:
+            late.append(e["event_id"])
+        elif e["type"] == "order_paid":
+            k = (datetime.fromtimestamp(s / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), e["region"])
+            rev[k] = rev.get(k, 0) + e["amount"]
+        top = t if top is None else max(top, t)
+    return {k: round(v, 2) for k, v in rev.items()}, late
 ''',
     "part-c-solution": '''
 def route_malformed(topic, dlq_topic, group_id):
@@ -361,6 +364,86 @@ def route_malformed(topic, dlq_topic, group_id):
     consumer.close()
     return good
 ''', {"part-c-tests"}),
+    # C: a flag accepted as an amount (True >= 0 in Python: bool is a subclass of int)
+    "c_bool_amount": ("part-c-solution", '''
+def route_malformed(topic, dlq_topic, group_id):
+    def problem(value):
+        try:
+            event = json.loads(value)
+        except ValueError as exc:
+            return f"not JSON: {exc}"
+        if not isinstance(event, dict):
+            return "not a JSON object"
+        missing = [f for f in data.REQUIRED_FIELDS if f not in event]
+        if missing:
+            return f"missing fields: {missing}"
+        amount = event["amount"]
+        if not isinstance(amount, (int, float)) or amount < 0:
+            return f"bad amount: {amount!r}"
+        try:
+            data.parse_time(str(event["event_time"]))
+        except ValueError:
+            return f"bad event_time: {event['event_time']!r}"
+        return None
+
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group_id, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True})
+    partitions = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    consumer.subscribe([topic])
+    finished, good = set(), 0
+    while len(finished) < partitions:
+        msg = consumer.poll(1.0)
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                finished.add(msg.partition())
+                continue
+            raise RuntimeError(msg.error())
+        reason = problem(msg.value())
+        if reason is None:
+            good += 1
+        else:
+            producer.produce(dlq_topic, key=msg.key(), value=msg.value(), headers=[("error", reason.encode())])
+    producer.flush()
+    consumer.commit(asynchronous=False)
+    consumer.close()
+    return good
+''', {"part-c-tests"}),
+    # D: the counted event ids kept in process memory (a mutable default argument), Kafka's offsets trusted:
+    # right while one process makes every call, wrong once a restarted worker starts with nothing
+    "d_in_memory": ("part-d-solution", '''
+def count_paid(topic, group_id, db_path, max_events=None, _seen=set()):
+    db = sqlite3.connect(db_path)
+    with db:
+        db.execute("CREATE TABLE IF NOT EXISTS revenue (region TEXT PRIMARY KEY, total REAL, orders INTEGER)")
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group_id, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    parts = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    consumer.subscribe([topic])
+    at_end, read = set(), 0
+    while len(at_end) < parts and (max_events is None or read < max_events):
+        msg = consumer.poll(1.0)
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                at_end.add(msg.partition())
+            continue
+        at_end.discard(msg.partition())
+        read += 1
+        event = json.loads(msg.value())
+        if event["type"] == "order_paid" and event["event_id"] not in _seen:
+            with db:
+                db.execute("INSERT INTO revenue VALUES (?, ?, 1) ON CONFLICT(region) DO UPDATE SET "
+                           "total = total + excluded.total, orders = orders + 1", (event["region"], event["amount"]))
+            _seen.add(event["event_id"])
+        consumer.commit(message=msg, asynchronous=False)
+    consumer.close()
+    db.close()
+    return read
+''', {"part-d-tests"}),
     # D: at-least-once: database first, then the Kafka commit (Part D's reference before crashes were tested)
     "d_at_least_once": ("part-d-solution", _D_HEAD + _D_COUNT
                         + "        consumer.commit(message=msg, asynchronous=False)\n" + _D_TAIL, {"part-d-tests"}),
