@@ -413,37 +413,11 @@ def route_malformed(topic, dlq_topic, group_id):
 ''', {"part-c-tests"}),
     # D: the counted event ids kept in process memory (a mutable default argument), Kafka's offsets trusted:
     # right while one process makes every call, wrong once a restarted worker starts with nothing
-    "d_in_memory": ("part-d-solution", '''
-def count_paid(topic, group_id, db_path, max_events=None, _seen=set()):
-    db = sqlite3.connect(db_path)
-    with db:
-        db.execute("CREATE TABLE IF NOT EXISTS revenue (region TEXT PRIMARY KEY, total REAL, orders INTEGER)")
-    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group_id, "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
-    parts = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-    consumer.subscribe([topic])
-    at_end, read = set(), 0
-    while len(at_end) < parts and (max_events is None or read < max_events):
-        msg = consumer.poll(1.0)
-        if msg is None:
-            continue
-        if msg.error():
-            if msg.error().code() == KafkaError._PARTITION_EOF:
-                at_end.add(msg.partition())
-            continue
-        at_end.discard(msg.partition())
-        read += 1
-        event = json.loads(msg.value())
-        if event["type"] == "order_paid" and event["event_id"] not in _seen:
-            with db:
-                db.execute("INSERT INTO revenue VALUES (?, ?, 1) ON CONFLICT(region) DO UPDATE SET "
-                           "total = total + excluded.total, orders = orders + 1", (event["region"], event["amount"]))
-            _seen.add(event["event_id"])
-        consumer.commit(message=msg, asynchronous=False)
-    consumer.close()
-    db.close()
-    return read
-''', {"part-d-tests"}),
+    "d_in_memory": ("part-d-solution", _D_HEAD.replace("max_events=None):", "max_events=None, _seen=set()):")
+                    + _D_COUNT.replace('if event["type"] == "order_paid":',
+                                       'if event["type"] == "order_paid" and event["event_id"] not in _seen:')
+                    + '            _seen.add(event["event_id"])\n'
+                    + "        consumer.commit(message=msg, asynchronous=False)\n" + _D_TAIL, {"part-d-tests"}),
     # D: at-least-once: database first, then the Kafka commit (Part D's reference before crashes were tested)
     "d_at_least_once": ("part-d-solution", _D_HEAD + _D_COUNT
                         + "        consumer.commit(message=msg, asynchronous=False)\n" + _D_TAIL, {"part-d-tests"}),
