@@ -57,3 +57,36 @@ def test_sensor_readings_have_spikes_to_find() -> None:
     readings = data.sensor_readings(1200, seed=4, fault_rate=0.02)
     assert readings["temp_c"].median() < 5
     assert (readings["temp_c"] > 7).sum() > 0
+
+
+def test_mesh_domains_agree_on_identifiers_and_amounts() -> None:
+    orders = data.orders(400, seed=3)
+    pay = data.payments(400, seed=3)
+    ship = data.shipments(400, seed=3)
+    assert set(pay["order_id"]) == set(orders["order_id"]), "every order has at least one payment attempt"
+    cents = pay.merge(orders, on="order_id")
+    assert (cents["amount_cents"] == (cents["amount"] * 100).round().astype(int)).all(), "amounts in cents"
+    assert pay["payment_id"].is_unique and ship["shipment_id"].is_unique
+    paid = set(pay.loc[pay["status"].isin(["captured", "refunded"]), "order_id"])
+    assert set(ship["order_id"]) == paid, "exactly the paid orders are shipped"
+    assert 0 < len(set(orders["order_id"]) - paid) < 40, "a few orders are never paid"
+    per_order = ship.groupby("order_id")["items"].sum()
+    assert (per_order == orders.set_index("order_id").loc[per_order.index, "items"]).all(), "parcels split the items"
+    assert (ship.groupby("order_id").size() == 2).sum() > 20, "large orders ship as two parcels"
+    assert ship["delivered_at"].isna().equals(ship["status"] == "failed_attempt")
+    assert (pay.loc[pay["attempt"] > 1, "order_id"].isin(pay.loc[pay["status"] == "declined", "order_id"])).all()
+
+
+def test_profiles_and_contacts_are_consistent_synthetic_pii() -> None:
+    base = data.customers(150, seed=4)
+    profiles = data.customer_profiles(150, seed=4)
+    pd.testing.assert_frame_equal(profiles[base.columns], base)
+    assert profiles["email"].is_unique and profiles["email"].str.endswith("@example.com").all()
+    assert profiles["phone"].str.match(r"^\+44 7700 900\d{3}$").all(), "Ofcom's drama range only"
+    contacts = data.marketing_contacts(150, seed=4, prospects=30)
+    assert contacts["contact_id"].is_unique and contacts["email"].is_unique
+    known = contacts.dropna(subset=["customer_id"]).merge(profiles, on="customer_id", suffixes=("", "_p"))
+    assert (known["email"] == known["email_p"]).all(), "a customer's contact has the profile's e-mail"
+    assert contacts["customer_id"].isna().sum() == 30, "prospects have no account"
+    pd.testing.assert_frame_equal(data.payments(100, seed=9), data.payments(100, seed=9))
+    pd.testing.assert_frame_equal(data.shipments(100, seed=9), data.shipments(100, seed=9))

@@ -92,6 +92,35 @@ def _check_sandbox() -> tuple[bool, str, str]:
     return False, "grading cannot isolate submissions", reason
 
 
+def _check_duckdb() -> tuple[bool, str, str]:
+    from coursekit import duck
+
+    try:
+        con = duck.connect(None)
+        version = con.sql("SELECT version()").fetchone()[0]
+        con.close()
+    except Exception as exc:  # noqa: BLE001 - any failure to open DuckDB is the finding
+        return False, f"DuckDB does not start: {exc}", "run `./course setup` to reinstall the locked packages"
+    where = duck.path("orders")
+    return True, f"DuckDB {version}; domain databases in {getattr(where, 'parent', where)}", ""
+
+
+def _check_policy() -> tuple[bool, str, str]:
+    from coursekit import policy
+
+    probe = {"probe": "package probe\nimport rego.v1\nallow if input.ok"}
+    try:
+        allowed = policy.Engine(probe).query("data.probe.allow", {"ok": True})
+    except (policy.PolicyError, ConnectionError, ImportError) as exc:
+        where = policy.opa_url() or "regopy"
+        return False, f"the policy engine ({where}) does not answer: {exc}", (
+            f"start OPA (opa run --server) or unset {policy.OPA_ENV}" if policy.opa_url()
+            else "run `./course setup` to reinstall the locked packages")
+    if allowed is not True:
+        return False, f"a probe policy evaluated to {allowed!r}, not true", "report this: the engine is broken"
+    return True, f"Rego by OPA at {policy.opa_url()}" if policy.opa_url() else "Rego in-process (regopy)", ""
+
+
 def _check_state() -> tuple[bool, str, str]:
     path = state_dir()
     ok = os.access(path, os.W_OK)
@@ -103,7 +132,8 @@ def doctor() -> int:
     checks: list[tuple[str, Callable[[], tuple[bool, str, str]]]] = [
         ("python", _check_python), ("java", _check_java), ("maven", _check_maven),
         *[(f"jars: {b}", _check_jars(b)) for b in jars.BUNDLES],
-        ("kafka", _check_kafka), ("memory", _check_memory), ("state dir", _check_state),
+        ("kafka", _check_kafka), ("duckdb", _check_duckdb), ("policy", _check_policy),
+        ("memory", _check_memory), ("state dir", _check_state),
         ("grading sandbox", _check_sandbox),
     ]
     rows = []

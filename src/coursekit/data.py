@@ -231,3 +231,124 @@ def delivery_events(n_orders: int = 200, seed: int = 7, *, minutes: float = 10.0
         })
     events.sort(key=lambda e: (e["arrival_time"], e["event_id"]))
     return events
+
+
+_FIRST = ("Ada", "Ben", "Cleo", "Dev", "Ema", "Finn", "Gia", "Hugo", "Isla", "Jon", "Kai", "Lena", "Milo", "Nia",
+          "Omar", "Pia", "Raj", "Sara", "Tom", "Uma", "Vic", "Wen", "Yusuf", "Zoe")
+_LAST = ("Okafor", "Silva", "Novak", "Tanaka", "Murphy", "Kowalski", "Haddad", "Larsen", "Moreau", "Rossi",
+         "Singh", "Schmidt", "Garcia", "Kim", "Nguyen", "Petrov")
+
+
+def customer_profiles(n: int = 200, seed: int = 7) -> pd.DataFrame:
+    """The *customers* domain's profiles: :func:`customers` plus personal data (synthetic PII).
+
+    Same ids, regions, segments and sign-up dates as ``customers(n, seed)``, with ``name``, ``email``
+    (on the reserved ``example.com`` domain), ``phone`` (UK numbers reserved for drama, +44 7700 900xxx),
+    ``postcode`` and ``birth_year``: personal data a governance policy must classify and mask.
+    """
+    base = customers(n, seed)
+    rng = np.random.default_rng(seed + 11)
+    first = rng.choice(_FIRST, size=n)
+    last = rng.choice(_LAST, size=n)
+    return base.assign(
+        name=[f"{f} {la}" for f, la in zip(first, last, strict=True)],
+        email=[f"{f.lower()}.{la.lower()}{i}@example.com" for i, (f, la) in enumerate(zip(first, last, strict=True))],
+        phone=[f"+44 7700 900{int(x):03d}" for x in rng.integers(0, 1000, n)],
+        postcode=[f"{r[0].upper()}{int(x)} {int(y)}AB" for r, x, y in zip(base["region"], rng.integers(1, 30, n),
+                                                                        rng.integers(1, 10, n), strict=True)],
+        birth_year=rng.integers(1950, 2007, n),
+    )
+
+
+def payments(n_orders: int = 500, seed: int = 7, *, n_customers: int = 200, start: datetime = EPOCH,
+             minutes: float = 60.0, decline_rate: float = 0.12, refund_rate: float = 0.04) -> pd.DataFrame:
+    """The *payments* domain: one row per payment **attempt**, amounts in minor units (cents).
+
+    Most orders of ``orders(n_orders, seed, ...)`` are paid at the first attempt; about
+    ``decline_rate`` have a declined attempt first (about a quarter of those are never paid), and
+    about ``refund_rate`` of captured payments are refunded later (``status='refunded'``,
+    ``refunded_at`` set). ``amount_cents`` is the order's amount in cents, ``currency`` is EUR.
+    """
+    rng = np.random.default_rng(seed + 2)
+    table = orders(n_orders, seed, n_customers=n_customers, start=start, minutes=minutes)
+    rows: list[dict[str, Any]] = []
+    for row in table.itertuples(index=False):
+        at = row.placed_at.to_pydatetime() + timedelta(seconds=float(rng.uniform(5, 90)))
+        method = str(rng.choice(["card", "wallet", "voucher"], p=[0.7, 0.25, 0.05]))
+        cents = round(row.amount * 100)
+        attempts = ["declined"] if rng.random() < decline_rate else []
+        if not attempts or rng.random() > 0.25:
+            attempts.append("captured")
+        for k, status in enumerate(attempts, start=1):
+            refunded = status == "captured" and rng.random() < refund_rate
+            rows.append({
+                "payment_id": f"P{row.order_id[1:]}-{k}", "order_id": row.order_id, "attempt": k,
+                "method": method, "status": "refunded" if refunded else status,
+                "amount_cents": cents, "currency": "EUR", "created_at": at,
+                "refunded_at": at + timedelta(days=float(rng.uniform(1, 10))) if refunded else None,
+            })
+            at += timedelta(seconds=float(rng.uniform(20, 120)))
+    frame = pd.DataFrame(rows)
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    frame["refunded_at"] = pd.to_datetime(frame["refunded_at"], utc=True)
+    return frame
+
+
+def shipments(n_orders: int = 500, seed: int = 7, *, n_customers: int = 200, start: datetime = EPOCH,
+              minutes: float = 60.0, failed_rate: float = 0.06) -> pd.DataFrame:
+    """The *fulfilment* domain: one row per **parcel** shipped for a paid order of :func:`orders`.
+
+    Orders that :func:`payments` (same arguments) never captured are not shipped. An order of more
+    than ten items, or of frozen goods with more than five, ships as two parcels from two warehouses.
+    ``delivered_at`` is when the courier scanned the parcel at the door; about ``failed_rate`` of
+    parcels have a failed first attempt (``status='failed_attempt'``, ``delivered_at`` empty).
+    """
+    rng = np.random.default_rng(seed + 3)
+    table = orders(n_orders, seed, n_customers=n_customers, start=start, minutes=minutes)
+    pay = payments(n_orders, seed, n_customers=n_customers, start=start, minutes=minutes)
+    paid = set(pay.loc[pay["status"].isin(["captured", "refunded"]), "order_id"])
+    rows: list[dict[str, Any]] = []
+    for row in table.itertuples(index=False):
+        if row.order_id not in paid:
+            continue
+        split = row.items > 10 or (row.category == "frozen" and row.items > 5)
+        parts = [row.items // 2, row.items - row.items // 2] if split else [row.items]
+        houses = rng.choice(["W1", "W2", "W3"], size=len(parts), replace=False)
+        for k, (count, house) in enumerate(zip(parts, houses, strict=True), start=1):
+            dispatched = row.placed_at.to_pydatetime() + timedelta(minutes=float(rng.uniform(8, 25)))
+            failed = rng.random() < failed_rate
+            rows.append({
+                "shipment_id": f"S{row.order_id[1:]}-{k}", "order_id": row.order_id, "parcel": k,
+                "warehouse_id": str(house), "region": row.region, "items": int(count),
+                "dispatched_at": dispatched,
+                "delivered_at": None if failed else dispatched + timedelta(minutes=float(rng.gamma(4.0, 7.0))),
+                "status": "failed_attempt" if failed else "delivered",
+            })
+    frame = pd.DataFrame(rows)
+    frame["dispatched_at"] = pd.to_datetime(frame["dispatched_at"], utc=True)
+    frame["delivered_at"] = pd.to_datetime(frame["delivered_at"], utc=True)
+    return frame
+
+
+def marketing_contacts(n_customers: int = 200, seed: int = 7, *, prospects: int = 80,
+                       opt_in: float = 0.6) -> pd.DataFrame:
+    """The *marketing* domain's contacts: everyone marketing may address, **not only** customers.
+
+    About ``opt_in`` of the customers of ``customer_profiles(n_customers, seed)`` (same e-mail
+    addresses, ``customer_id`` set) plus ``prospects`` newsletter sign-ups who never opened an
+    account (``customer_id`` empty). ``consent`` records whether e-mail marketing is allowed.
+    """
+    rng = np.random.default_rng(seed + 4)
+    people = customer_profiles(n_customers, seed)
+    chosen = people[rng.random(n_customers) < opt_in]
+    first = rng.choice(_FIRST, size=prospects)
+    emails = [f"{f.lower()}{i}@example.org" for i, f in enumerate(first)]
+    frame = pd.DataFrame({
+        "email": list(chosen["email"]) + emails,
+        "customer_id": list(chosen["customer_id"]) + [None] * prospects,
+        "source": list(rng.choice(["checkout", "newsletter"], size=len(chosen), p=[0.7, 0.3]))
+        + list(rng.choice(["newsletter", "campaign"], size=prospects)),
+        "consent": list(rng.random(len(chosen)) < 0.8) + list(rng.random(prospects) < 0.95),
+    })
+    frame.insert(0, "contact_id", [f"M{seed % 1000:03d}-{i:05d}" for i in range(1, len(frame) + 1)])
+    return frame

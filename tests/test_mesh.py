@@ -1,0 +1,136 @@
+"""The data mesh section's engines: each domain's DuckDB database, and Rego policies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from coursekit import duck, mesh, policy
+
+
+@pytest.fixture
+def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("COURSEKIT_HOME", str(tmp_path))
+    monkeypatch.delenv(duck.DIR_ENV, raising=False)
+    monkeypatch.delenv(policy.OPA_ENV, raising=False)
+    return tmp_path
+
+
+def test_each_domain_gets_its_own_database_rebuilt_the_same(own_home: Path) -> None:
+    paths = mesh.build(seed=5, n_orders=120, n_customers=60)
+    assert set(paths) == set(mesh.DOMAINS)
+    assert all(Path(p).parent == own_home / "duckdb" for p in paths.values())
+    con = mesh.connect("payments", read_only=True)
+    first = con.sql("SELECT count(*), sum(amount_cents) FROM payments").fetchone()
+    assert con.sql("SHOW TABLES").fetchall() == [("payments",)], "a domain's database holds only its own tables"
+    con.close()
+    mesh.build(seed=5, n_orders=120, n_customers=60)
+    con = mesh.connect("payments", read_only=True)
+    assert con.sql("SELECT count(*), sum(amount_cents) FROM payments").fetchone() == first
+    con.close()
+    with pytest.raises(KeyError, match="not a Brightcart domain"):
+        mesh.connect("finance")
+
+
+def test_timestamps_are_shown_in_utc_in_any_time_zone(own_home: Path) -> None:
+    code = ("from coursekit import duck; c = duck.connect(None); "
+            "print(c.sql(\"SELECT TIMESTAMPTZ '2026-11-02 09:00:00Z'::VARCHAR\").fetchone()[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "TZ": "Pacific/Chatham"}).stdout
+    assert out.strip() == "2026-11-02 09:00:00+00"
+
+
+def test_a_database_open_elsewhere_gives_a_clear_error(own_home: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "from coursekit import duck; c = duck.connect('orders'); print('open', flush=True); "
+                               "import time; time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "COURSEKIT_HOME": str(own_home)})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(duck.DatabaseBusy, match="open for writing in another process"):
+            duck.connect("orders")
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    duck.connect("orders").close()  # free again once the holder is gone
+    duck.drop("orders")
+    assert not Path(duck.path("orders")).exists()
+
+
+def test_no_extension_is_downloaded(own_home: Path) -> None:
+    con = duck.connect(None)
+    with pytest.raises(Exception, match="httpfs"):
+        con.sql("SELECT * FROM read_csv('https://example.invalid/x.csv')")
+
+
+PII = """package brightcart.pii
+import rego.v1
+deny contains msg if {
+  some column in input.columns
+  column.name in {"email", "phone"}
+  not column.classification
+  msg := sprintf("%s is personal data and has no classification", [column.name])
+}
+"""
+
+
+def test_policies_evaluate_in_process(own_home: Path) -> None:
+    engine = policy.Engine({"pii": PII})
+    bad = {"columns": [{"name": "email"}, {"name": "amount"}, {"name": "phone", "classification": "pii"}]}
+    assert engine.query("data.brightcart.pii.deny", bad) == ["email is personal data and has no classification"]
+    assert engine.query("data.brightcart.pii.deny", {"columns": []}) == []
+    assert engine.query("data.brightcart.pii.unknown_rule", bad) is None
+
+
+def test_a_policy_that_does_not_parse_says_where(own_home: Path) -> None:
+    with pytest.raises(policy.PolicyError, match=r"does not parse: .* at broken:3:"):
+        policy.Engine({"broken": "package broken\nimport rego.v1\ndeny if {\n"})
+    with pytest.raises(policy.PolicyError, match="give a reference"):
+        policy.Engine({"pii": PII}).query("brightcart.pii.deny; true")
+
+
+def test_an_unreachable_opa_is_reported_with_the_fix(own_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv(policy.OPA_ENV, f"http://127.0.0.1:{port}")
+    with pytest.raises(ConnectionError, match="unset COURSEKIT_OPA_URL"):
+        policy.Engine({"pii": PII})
+
+
+OPA = shutil.which("opa") or next((p for p in ("/tmp/opa-bin/opa",) if Path(p).exists()), None)
+
+
+@pytest.mark.skipif(OPA is None, reason="no `opa` binary (go install github.com/open-policy-agent/opa@v1.x)")
+def test_the_same_policies_run_on_an_opa_server(own_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(OPA), "run", "--server", f"--addr=127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        monkeypatch.setenv(policy.OPA_ENV, f"http://127.0.0.1:{port}")
+        engine = policy.Engine({"pii": PII})
+        bad = {"columns": [{"name": "email"}, {"name": "amount"}]}
+        assert engine.query("data.brightcart.pii.deny", bad) == ["email is personal data and has no classification"]
+        with pytest.raises(policy.PolicyError, match="refused PUT"):
+            policy.Engine({"broken": "package broken\nimport rego.v1\ndeny if {\n"})
+    finally:
+        server.terminate()
+        server.wait()
