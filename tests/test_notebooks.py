@@ -9,6 +9,7 @@ then each exercise is replayed with its wrong answers, which the check must reje
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from coursekit.exercises import LOG_ENV
 
 LESSONS = notebooks.lesson_paths(ROOT)
 TEMPLATE = ROOT / "authoring" / "lesson_template.ipynb"
+NETWORK_ENV = "COURSEKIT_NETWORK_LOG"  # read by tests/fixtures/netguard/sitecustomize.py
 MIN_WRONG_ANSWERS = 2
 # Lessons whose exercises have no wrong answers yet, and the issue that adds them. Shrinks to empty.
 WRONG_ANSWERS_PENDING: dict[str, str] = {}
@@ -135,6 +137,11 @@ def _log(path: Path) -> list[dict[str, object]]:
 def test_lesson_runs_and_its_checks_judge_right(path: Path, tmp_path: Path) -> None:
     run, trials = notebooks.exercise_trials(notebooks.read(path))
     log = tmp_path / "checks.jsonl"
-    notebooks.execute(run, path.parent, env={LOG_ENV: str(log)})
+    network = tmp_path / "network.log"
+    guard = str(Path(__file__).parent / "fixtures" / "netguard")
+    path_env = os.pathsep.join(p for p in (guard, os.environ.get("PYTHONPATH", "")) if p)
+    notebooks.execute(run, path.parent, env={LOG_ENV: str(log), NETWORK_ENV: str(network), "PYTHONPATH": path_env})
     problems = notebooks.judge_trials(trials, _log(log))
     assert not problems, "\n".join(problems)
+    reached = network.read_text() if network.exists() else ""
+    assert not reached, f"{path.name} reached for the network (it must run offline):\n{reached[:2000]}"
