@@ -139,14 +139,16 @@ def test_the_same_policies_run_on_an_opa_server(own_home: Path, monkeypatch: pyt
 def test_every_domain_contract_is_valid_odcs_and_true_of_its_data(own_home: Path) -> None:
     from coursekit import contracts
 
-    mesh.build(seed=5, n_orders=120, n_customers=60)
+    paths = mesh.build(seed=5, n_orders=120, n_customers=60, place="t1")
+    assert Path(paths["orders"]) == own_home / "duckdb" / "t1" / "orders.duckdb"
     for domain in mesh.DOMAINS:
         assert contracts.load(domain)["apiVersion"] == "v3.2.0"
-        assert contracts.data_contract(domain).lint().result.value == "passed", domain
-    assert contracts.data_contract("orders").test().result.value == "passed"
-    con = mesh.connect("orders")
+        assert contracts.data_contract(domain, place="t1").lint().result.value == "passed", domain
+    assert contracts.data_contract("orders", place="t1").test().result.value == "passed"
+    con = mesh.connect("orders", place="t1")
     con.execute("INSERT INTO orders SELECT * REPLACE (-amount AS amount) FROM orders LIMIT 1")
     con.close()
-    failed = {c.name for c in contracts.data_contract("orders").test().checks if c.result.value == "failed"}
+    failed = {c.name for c in contracts.data_contract("orders", place="t1").test().checks
+              if c.result.value == "failed"}
     assert any("order_id" in name and "duplicate" in name for name in failed), failed
     assert "Amounts are positive." in failed, failed

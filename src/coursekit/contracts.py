@@ -3,9 +3,9 @@
 ::
 
     from coursekit import contracts, mesh
-    mesh.build()                                    # the domains' databases
+    mesh.build(place="l03")                         # the domains' databases (lesson 03's copy)
     contracts.text("orders")                        # the contract as its team wrote it (YAML)
-    dc = contracts.data_contract("orders")          # a datacontract-cli DataContract
+    dc = contracts.data_contract("orders", place="l03")   # a datacontract-cli DataContract
     dc.lint().result, dc.test().result              # valid against ODCS? true of the data?
 
 The YAML files live in ``coursekit/contracts/<domain>.odcs.yaml``. Their ``duckdb`` server names
@@ -37,22 +37,22 @@ def load(domain: str) -> dict[str, Any]:
     return yaml.safe_load(text(domain))
 
 
-def resolved(contract: dict[str, Any] | str, domain: str | None = None) -> dict[str, Any]:
+def resolved(contract: dict[str, Any] | str, domain: str | None = None, place: str | None = None) -> dict[str, Any]:
     """A copy of ``contract`` (a dict, or a domain name) whose DuckDB servers point at the course's
-    database of ``domain`` (default: the contract's ``domain``)."""
+    database of ``domain`` (default: the contract's ``domain``) in ``place`` (see :func:`mesh.build`)."""
     document = load(contract) if isinstance(contract, str) else yaml.safe_load(yaml.safe_dump(contract))
     owner = domain or document.get("domain")
     for server in document.get("servers", []):
         if server.get("type") == "duckdb":
-            server["database"] = str(duck.path(owner))
+            server["database"] = str(duck.path(owner, place))
     return document
 
 
-def data_contract(contract: dict[str, Any] | str, domain: str | None = None) -> Any:
+def data_contract(contract: dict[str, Any] | str, domain: str | None = None, place: str | None = None) -> Any:
     """A ``datacontract.data_contract.DataContract`` for ``contract`` (see :func:`resolved`)."""
     from datacontract.data_contract import DataContract
 
-    return DataContract(data_contract_str=yaml.safe_dump(resolved(contract, domain), sort_keys=False))
+    return DataContract(data_contract_str=yaml.safe_dump(resolved(contract, domain, place), sort_keys=False))
 
 
 def all_contracts() -> dict[str, dict[str, Any]]:

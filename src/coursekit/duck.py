@@ -38,18 +38,26 @@ def _check_name(name: str) -> str:
     return name
 
 
-def path(name: str) -> Path | str:
-    """The file of database ``name`` (a ``md:`` string when ``COURSEKIT_DUCKDB_DIR=md:``)."""
+def path(name: str, place: str | None = None) -> Path | str:
+    """The file of database ``name`` (a ``md:`` string when ``COURSEKIT_DUCKDB_DIR=md:``).
+
+    ``place`` (e.g. ``"l03"``) keeps a lesson's databases in a folder of their own, so that a kernel
+    still open on another lesson never holds the lock on this one's files.
+    """
     _check_name(name)
+    if place is not None:
+        _check_name(place)
     configured = os.environ.get(DIR_ENV, "").strip()
     if configured == "md:":
-        return f"md:{name}"
+        return f"md:{place}_{name}" if place else f"md:{name}"
     root = Path(configured).expanduser() if configured else engine_dir("duckdb")
+    if place:
+        root = root / place
     root.mkdir(parents=True, exist_ok=True)
     return root / f"{name}.duckdb"
 
 
-def connect(name: str | None = None, *, read_only: bool = False, **config: Any) -> Any:
+def connect(name: str | None = None, *, place: str | None = None, read_only: bool = False, **config: Any) -> Any:
     """Open database ``name`` (``None``: a private in-memory one) and return the connection.
 
     Timestamps with time zone are shown in UTC, whatever the machine's time zone. Only one
@@ -58,7 +66,7 @@ def connect(name: str | None = None, *, read_only: bool = False, **config: Any) 
     """
     import duckdb
 
-    target = ":memory:" if name is None else str(path(name))
+    target = ":memory:" if name is None else str(path(name, place))
     try:
         con = duckdb.connect(target, read_only=read_only, config={**_OFFLINE, **config})
     except duckdb.IOException as error:
@@ -72,9 +80,9 @@ def connect(name: str | None = None, *, read_only: bool = False, **config: Any) 
     return con
 
 
-def drop(name: str) -> None:
+def drop(name: str, place: str | None = None) -> None:
     """Delete database ``name``'s file and its write-ahead log, if they exist (a fresh start)."""
-    target = path(name)
+    target = path(name, place)
     if isinstance(target, Path):
         for file in (target, target.with_name(target.name + ".wal")):
             file.unlink(missing_ok=True)

@@ -4,8 +4,8 @@
 
     from coursekit import mesh
     mesh.DOMAINS["payments"].team                # 'Payments'
-    paths = mesh.build(seed=7)                   # {'orders': .../orders.duckdb, ...}
-    con = mesh.connect("payments", read_only=True)
+    paths = mesh.build(seed=7, place="l02")      # {'orders': .../l02/orders.duckdb, ...}
+    con = mesh.connect("payments", place="l02", read_only=True)
 
 :func:`build` writes each domain's operational data, as that domain's team models it, into the
 domain's own DuckDB database (:mod:`coursekit.duck`), from the seeded generators of
@@ -53,14 +53,16 @@ def tables(seed: int = 7, n_orders: int = 500, n_customers: int = 200) -> dict[s
     }
 
 
-def build(seed: int = 7, n_orders: int = 500, n_customers: int = 200) -> dict[str, Path | str]:
+def build(seed: int = 7, n_orders: int = 500, n_customers: int = 200, *,
+          place: str | None = None) -> dict[str, Path | str]:
     """(Re)write every domain's database from the generators; return ``{domain: database file}``.
 
     Each table is replaced, so running it twice leaves the same data (any leftovers are gone).
+    ``place`` (e.g. ``"l02"``): a lesson's own copy of the mesh (:func:`coursekit.duck.path`).
     """
     written: dict[str, Path | str] = {}
     for domain, frames in tables(seed, n_orders, n_customers).items():
-        con = duck.connect(domain)
+        con = duck.connect(domain, place=place)
         try:
             for table, frame in frames.items():
                 con.register("frame_view", frame)
@@ -69,12 +71,12 @@ def build(seed: int = 7, n_orders: int = 500, n_customers: int = 200) -> dict[st
                 con.unregister("frame_view")
         finally:
             con.close()
-        written[domain] = duck.path(domain)
+        written[domain] = duck.path(domain, place)
     return written
 
 
-def connect(domain: str, *, read_only: bool = False) -> Any:
+def connect(domain: str, *, place: str | None = None, read_only: bool = False) -> Any:
     """Open ``domain``'s database (see :func:`build`)."""
     if domain not in DOMAINS:
         raise KeyError(f"{domain!r} is not a Brightcart domain; the domains are {', '.join(DOMAINS)}")
-    return duck.connect(domain, read_only=read_only)
+    return duck.connect(domain, place=place, read_only=read_only)
