@@ -90,3 +90,19 @@ def test_profiles_and_contacts_are_consistent_synthetic_pii() -> None:
     assert contacts["customer_id"].isna().sum() == 30, "prospects have no account"
     pd.testing.assert_frame_equal(data.payments(100, seed=9), data.payments(100, seed=9))
     pd.testing.assert_frame_equal(data.shipments(100, seed=9), data.shipments(100, seed=9))
+
+
+def test_delivery_log_and_quality_series_carry_their_signals() -> None:
+    deployments, incidents = data.pipeline_deployments(90, seed=7)
+    assert deployments["deployed_at"].dt.weekday.max() <= 4, "working days only"
+    assert (deployments["committed_at"] < deployments["deployed_at"]).all()
+    assert set(incidents["deploy_id"]) == set(deployments.loc[deployments["failed"], "deploy_id"])
+    assert (incidents["restored_at"] > incidents["started_at"]).all()
+    half = deployments["deployed_at"].median()
+    lead = deployments["deployed_at"] - deployments["committed_at"]
+    assert lead[deployments["deployed_at"] > half].median() < lead[deployments["deployed_at"] <= half].median()
+    quality = data.daily_quality(120, seed=7)
+    base = quality["null_rate"][:60]
+    assert not (quality["null_rate"] > base.mean() + 3 * base.std()).any(), "the drift stays under a 3-sigma alert"
+    assert quality["null_rate"][80:].mean() > base.mean() + 0.5 * base.std(), "but it is there"
+    assert quality["rows"][40] < 0.6 * quality["rows"].median(), "the outage day"

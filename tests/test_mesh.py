@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import duck, mesh, policy
+from coursekit import duck, mesh, policy, transform
 
 
 @pytest.fixture
@@ -152,3 +152,29 @@ def test_every_domain_contract_is_valid_odcs_and_true_of_its_data(own_home: Path
               if c.result.value == "failed"}
     assert any("order_id" in name and "duplicate" in name for name in failed), failed
     assert "Amounts are positive." in failed, failed
+
+
+def test_a_sqlmesh_project_plans_environments_offline(own_home: Path, tmp_path: Path) -> None:
+    """SQLMesh on the embedded DuckDB: prod, then a change in a dev environment; analytics never sent."""
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    model = project / "models" / "daily.sql"
+    code = (
+        "import sys, pathlib; from coursekit import transform\n"
+        "model = pathlib.Path(sys.argv[1], 'models', 'daily.sql')\n"
+        "for env, revenue, table in (('prod', 10, 'brightcart.daily'), ('dev', 12, 'brightcart__dev.daily')):\n"
+        "    model.write_text(f'MODEL (name brightcart.daily, kind FULL);\\nSELECT 1 AS day, {revenue} AS revenue')\n"
+        "    ctx = transform.context(sys.argv[1], place='t1')\n"
+        "    ctx.plan(env, auto_apply=True, no_prompts=True)\n"
+        "    print(env, ctx.fetchdf(f'SELECT revenue FROM {table}')['revenue'].tolist())\n"
+        "    ctx.close()\n"
+    )
+    guard = Path(__file__).parent / "fixtures" / "netguard"
+    env = {**os.environ, "COURSEKIT_NETWORK_LOG": str(tmp_path / "net.log"), "PYTHONPATH": str(guard)}
+    env.pop("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", None)
+    out = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "prod [10]" in out.stdout and "dev [12]" in out.stdout, out.stdout
+    assert model.exists() and Path(transform.database("t1")).exists()
+    assert not (tmp_path / "net.log").exists(), (tmp_path / "net.log").read_text()

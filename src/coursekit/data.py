@@ -352,3 +352,71 @@ def marketing_contacts(n_customers: int = 200, seed: int = 7, *, prospects: int 
     })
     frame.insert(0, "contact_id", [f"M{seed % 1000:03d}-{i:05d}" for i in range(1, len(frame) + 1)])
     return frame
+
+
+PIPELINES: tuple[str, ...] = ("orders_ingest", "payments_ingest", "shipments_ingest", "daily_revenue", "eta_features")
+
+
+def pipeline_deployments(days: int = 90, seed: int = 7, *, start: datetime = EPOCH - timedelta(days=90),
+                         per_day: float = 1.6, failure_rate: float = 0.15) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Brightcart's data-platform delivery log: ``(deployments, incidents)`` over ``days`` days.
+
+    ``deployments``: one row per production deployment of one of :data:`PIPELINES` (``deploy_id``,
+    ``pipeline``, ``committed_at`` of the oldest change it ships, ``deployed_at``, ``failed``:
+    whether it caused an incident). Deployments happen on working days only (Monday to Friday,
+    UTC); about ``failure_rate`` of them fail. ``incidents``: one row per failed deployment
+    (``incident_id``, ``deploy_id``, ``pipeline``, ``started_at``, ``restored_at``). The team gets
+    better over the period: lead times and restore times shrink in the second half.
+    """
+    rng = np.random.default_rng(seed + 5)
+    deploys: list[dict[str, Any]] = []
+    incidents: list[dict[str, Any]] = []
+    for day in range(days):
+        date = start + timedelta(days=day)
+        if date.weekday() >= 5:
+            continue
+        improving = day >= days // 2
+        for _ in range(int(rng.poisson(per_day * (1.3 if improving else 1.0)))):
+            at = date.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(hours=float(rng.uniform(8, 18)))
+            lead_h = float(rng.lognormal(np.log(20 if improving else 60), 0.7))
+            failed = bool(rng.random() < failure_rate * (0.6 if improving else 1.0))
+            deploy_id = f"D{len(deploys) + 1:04d}"
+            pipeline = str(rng.choice(PIPELINES))
+            deploys.append({"deploy_id": deploy_id, "pipeline": pipeline, "committed_at": at - timedelta(hours=lead_h),
+                            "deployed_at": at, "failed": failed})
+            if failed:
+                began = at + timedelta(minutes=float(rng.uniform(5, 120)))
+                restore_h = float(rng.lognormal(np.log(1.5 if improving else 6), 0.8))
+                incidents.append({"incident_id": f"I{len(incidents) + 1:03d}", "deploy_id": deploy_id,
+                                  "pipeline": pipeline, "started_at": began,
+                                  "restored_at": began + timedelta(hours=restore_h)})
+    deployments = pd.DataFrame(deploys).sort_values("deployed_at", ignore_index=True)
+    for column in ("committed_at", "deployed_at"):
+        deployments[column] = pd.to_datetime(deployments[column], utc=True)
+    incident_frame = pd.DataFrame(incidents, columns=["incident_id", "deploy_id", "pipeline", "started_at",
+                                                      "restored_at"])
+    for column in ("started_at", "restored_at"):
+        incident_frame[column] = pd.to_datetime(incident_frame[column], utc=True)
+    return deployments, incident_frame
+
+
+def daily_quality(days: int = 120, seed: int = 7, *, start: datetime = EPOCH - timedelta(days=120),
+                  drift_day: int = 80, drift_sigma: float = 1.2, spike_day: int | None = 40) -> pd.DataFrame:
+    """Daily health of the *orders* feed: ``date``, ``rows`` (orders landed) and ``null_rate`` of
+    ``customer_id``, as a data-quality monitor records them.
+
+    Volumes follow a weekly cycle (weekends busier) with noise; from ``drift_day`` on, the null rate
+    creeps up by a sustained ``drift_sigma`` standard deviations (a client release that drops the
+    field on some devices) — small enough that each single day stays under a fixed alert threshold
+    of mean + 3σ. ``spike_day`` has one outage day (about half the usual rows). Dates are UTC days.
+    """
+    rng = np.random.default_rng(seed + 6)
+    day = np.arange(days)
+    dates = pd.date_range(start.date(), periods=days, freq="D")
+    weekly = np.where(dates.dayofweek >= 5, 1.25, 1.0)
+    rows = np.round(rng.normal(4000, 120, days) * weekly).astype(int)
+    if spike_day is not None:
+        rows[spike_day] = int(rows[spike_day] * 0.5)
+    null_sd = 0.0015
+    null_rate = rng.normal(0.010, null_sd, days) + np.where(day >= drift_day, drift_sigma * null_sd, 0.0)
+    return pd.DataFrame({"date": dates.date, "rows": rows, "null_rate": np.clip(null_rate, 0, 1).round(5)})
