@@ -178,3 +178,25 @@ def test_a_sqlmesh_project_plans_environments_offline(own_home: Path, tmp_path: 
     assert "prod [10]" in out.stdout and "dev [12]" in out.stdout, out.stdout
     assert model.exists() and Path(transform.database("t1")).exists()
     assert not (tmp_path / "net.log").exists(), (tmp_path / "net.log").read_text()
+
+
+def test_versioned_tables_live_in_the_state_dir_and_travel_in_time(own_home: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+    from deltalake import DeltaTable, write_deltalake
+
+    from coursekit import lake
+
+    monkeypatch.delenv(lake.URI_ENV, raising=False)
+    uri = lake.table_uri("orders", place="t1")
+    assert Path(uri) == own_home / "lake" / "t1" / "orders"
+    write_deltalake(uri, pd.DataFrame({"order_id": ["O1", "O2"]}), mode="overwrite")
+    write_deltalake(uri, pd.DataFrame({"order_id": ["O3"]}), mode="append")
+    assert DeltaTable(uri).version() == 1
+    assert DeltaTable(uri, version=0).to_pandas()["order_id"].tolist() == ["O1", "O2"]
+    lake.drop("orders", place="t1")
+    assert not Path(uri).exists()
+    monkeypatch.setenv(lake.URI_ENV, "s3://bucket/course/")
+    assert lake.table_uri("orders", "t1") == "s3://bucket/course/t1/orders"
+    with pytest.raises(RuntimeError, match="object store"):
+        lake.drop("orders", "t1")
