@@ -1,0 +1,169 @@
+"""Grade a learner's own tests by the defects they catch (mutation testing, Lab 1's way).
+
+A learner writes a pytest file whose tests receive the pipeline under test from a fixture. The
+grader runs that file once against a **correct** implementation and once against each
+**defective** one (a dropped filter, a wrong join key …), each run a fresh ``pytest`` process:
+
+* the suite earns credit for a defect only if it passes on the correct implementation (exit
+  status 0) and fails on the defective one (exit status 1: tests ran and failed);
+* the implementations are the grader's own, never the learner's, and look the same from inside a
+  test: one module compiled from a source the test cannot read (the file is deleted before the
+  learner's file is imported), the same function name, no source for ``inspect`` to find. Only
+  their behaviour differs, so only tests of behaviour can tell them apart;
+* when grading, each run is in the grading sandbox (:mod:`coursekit.sandbox`): no network, nothing
+  of the machine but the Python environment and its own folder, a time limit.
+
+::
+
+    from coursekit import mutation
+    outcomes = mutation.judge(tests_source, correct, defects, fixture="build", function="build_orders_daily")
+    outcomes["wrong_join_key"].caught      # True when the suite passed on correct and failed here
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from coursekit import sandbox
+
+VARIANT_ENV = "COURSEKIT_VARIANT_FILE"
+TEST_FILE = "test_learner.py"
+_CONFTEST = '''"""Written by coursekit.mutation: the implementation under test, as a fixture."""
+import os
+import types
+
+import pytest
+
+_path = os.environ.pop({env!r})
+with open(_path, encoding="utf-8") as _file:
+    _code = compile(_file.read(), "<pipeline>", "exec")
+os.unlink(_path)
+_module = types.ModuleType("pipeline")
+exec(_code, _module.__dict__)
+del _code, _file, _path
+
+
+@pytest.fixture
+def {fixture}():
+    """The implementation under test."""
+    return _module.__dict__[{function!r}]
+'''
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One implementation: ``source`` is a module that defines the function under test."""
+
+    name: str
+    source: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one run of the learner's suite against one variant gave."""
+
+    variant: str
+    returncode: int | None  # None: stopped at the time limit
+    log: str
+
+    @property
+    def passed(self) -> bool:
+        """Every test ran and passed (pytest's exit status 0)."""
+        return self.returncode == 0
+
+    @property
+    def failed(self) -> bool:
+        """Tests ran and at least one failed (exit status 1); a crash or no tests is not a failure here."""
+        return self.returncode == 1
+
+    def reason(self) -> str:
+        """One line saying what happened, for feedback."""
+        if self.returncode is None:
+            return "stopped at the time limit"
+        meaning = {0: "all tests passed", 1: "tests failed", 2: "interrupted or a collection error",
+                   3: "pytest's internal error", 4: "pytest usage error", 5: "no tests were collected"}
+        tail = [line for line in self.log.strip().splitlines() if line.strip()][-1:] or [""]
+        return f"{meaning.get(self.returncode, f'exit status {self.returncode}')} ({tail[0][:200]})"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A defect's verdict: caught only if the suite passed on the correct implementation."""
+
+    defect: str
+    caught: bool
+    why: str
+
+
+def run(tests: str, variant: Variant, *, fixture: str, function: str, timeout: float = 60.0,
+        sandboxed: bool | None = None, hide: Sequence[Path] = (), env: Mapping[str, str] | None = None) -> Outcome:
+    """Run the pytest file ``tests`` against ``variant`` in a fresh process; return the outcome.
+
+    ``sandboxed``: ``None`` uses the grading sandbox when it is enabled and available here. ``hide``:
+    folders the sandbox must not show (the course directory).
+    """
+    use_sandbox = (sandbox.enabled() and sandbox.problem() is None) if sandboxed is None else sandboxed
+    folder = Path(tempfile.mkdtemp(prefix="coursekit-mutant-"))
+    try:
+        (folder / TEST_FILE).write_text(tests, encoding="utf-8")
+        (folder / "conftest.py").write_text(_CONFTEST.format(env=VARIANT_ENV, fixture=fixture, function=function),
+                                            encoding="utf-8")
+        (folder / "pytest.ini").write_text("[pytest]\naddopts =\n", encoding="utf-8")  # the folder is the rootdir
+        variant_file = folder / ".variant.py"
+        variant_file.write_text(variant.source, encoding="utf-8")
+        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=short", "-o",
+                "console_output_style=classic", TEST_FILE]
+        base = dict(env) if env is not None else {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+        if use_sandbox:
+            if sandbox.as_root():  # the suite runs as nobody, and bwrap (root without CAP_DAC_*) must enter it
+                for path in [folder, *folder.rglob("*")]:
+                    os.lchown(path, sandbox.NOBODY, sandbox.NOBODY)
+                    os.chmod(path, 0o711 if path.is_dir() else 0o600)
+            inner_env = {**sandbox.kernel_environment(base), VARIANT_ENV: str(variant_file)}
+            command = sandbox.command(argv, workdir=folder, env=inner_env, files={}, hide=[folder, *hide])
+            process_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        else:
+            command, process_env = argv, {**base, VARIANT_ENV: str(variant_file)}
+        child = subprocess.Popen(command, cwd=folder, env=process_env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            out, _ = child.communicate(timeout=timeout)
+            code: int | None = child.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            out, _ = child.communicate()
+            code = None
+        return Outcome(variant.name, code, out.decode(errors="replace")[-20_000:])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def judge(tests: str, correct: Variant, defects: Sequence[Variant], *, fixture: str, function: str,
+          timeout: float = 60.0, sandboxed: bool | None = None, hide: Sequence[Path] = (),
+          workers: int = 2) -> tuple[Outcome, dict[str, Judgement]]:
+    """Run ``tests`` against ``correct`` and every defect (``workers`` at a time); judge each defect."""
+    variants = [correct, *defects]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        outcomes = list(pool.map(lambda v: run(tests, v, fixture=fixture, function=function, timeout=timeout,
+                                               sandboxed=sandboxed, hide=hide), variants))
+    on_correct, on_defects = outcomes[0], outcomes[1:]
+    verdicts: dict[str, Judgement] = {}
+    for defect, outcome in zip(defects, on_defects, strict=True):
+        if not on_correct.passed:
+            verdicts[defect.name] = Judgement(defect.name, False,
+                                              f"the tests do not pass on a correct pipeline: {on_correct.reason()}")
+        elif outcome.failed:
+            verdicts[defect.name] = Judgement(defect.name, True, "caught: a test failed")
+        else:
+            verdicts[defect.name] = Judgement(defect.name, False, f"not caught: {outcome.reason()}")
+    return on_correct, verdicts

@@ -1,0 +1,69 @@
+"""A learner's own tests, graded by the defects they catch: coursekit.mutation."""
+
+from __future__ import annotations
+
+import pytest
+
+from coursekit import mutation, sandbox
+
+CORRECT = mutation.Variant("correct", "def total(xs):\n    return sum(x for x in xs if x > 0)\n")
+DEFECTS = [
+    mutation.Variant("dropped_filter", "def total(xs):\n    return sum(xs)\n"),
+    mutation.Variant("unit_error", "def total(xs):\n    return 100 * sum(x for x in xs if x > 0)\n"),
+]
+GOOD = "def test_only_positive_amounts_count(build):\n    assert build([1, -2, 3]) == 4\n"
+WEAK = "def test_a_sum(build):\n    assert build([1, 2]) == 3\n"
+SANDBOXED = [False] + ([True] if sandbox.enabled() and sandbox.problem() is None else [])
+
+
+def _judge(tests: str, sandboxed: bool, **kw: float) -> tuple[mutation.Outcome, dict[str, mutation.Judgement]]:
+    return mutation.judge(tests, CORRECT, DEFECTS, fixture="build", function="total", sandboxed=sandboxed, **kw)
+
+
+@pytest.mark.parametrize("sandboxed", SANDBOXED, ids=lambda s: "sandboxed" if s else "plain")
+def test_tests_of_behaviour_catch_the_defects_they_test(sandboxed: bool) -> None:
+    correct, verdicts = _judge(GOOD, sandboxed)
+    assert correct.passed, correct.log
+    assert all(v.caught for v in verdicts.values()), verdicts
+
+
+def test_a_weak_suite_misses_what_it_does_not_test() -> None:
+    _, verdicts = _judge(WEAK, False)
+    assert not verdicts["dropped_filter"].caught and verdicts["unit_error"].caught
+    assert "not caught: all tests passed" in verdicts["dropped_filter"].why
+
+
+@pytest.mark.parametrize("sandboxed", SANDBOXED[-1:], ids=lambda s: "sandboxed" if s else "plain")
+def test_the_implementation_cannot_be_told_apart_by_its_source(sandboxed: bool) -> None:
+    reads_source = (
+        "import glob, inspect, os\n"
+        "def test_reads_the_source(build):\n"
+        "    found = [p for p in glob.glob('**/*', recursive=True) + glob.glob('.*') if 'variant' in p]\n"
+        "    assert not found and os.environ.get('COURSEKIT_VARIANT_FILE') is None\n"
+        "    try:\n"
+        "        inspect.getsource(build)\n"
+        "    except (OSError, TypeError):\n"
+        "        return\n"
+        "    raise AssertionError('source visible')\n"
+    )
+    correct = mutation.run(reads_source, DEFECTS[0], fixture="build", function="total", sandboxed=sandboxed)
+    assert correct.passed, correct.log
+
+
+def test_a_suite_that_fails_on_the_correct_pipeline_earns_nothing() -> None:
+    always_fails = "def test_no(build):\n    assert False\n"
+    correct, verdicts = _judge(always_fails, False)
+    assert correct.failed and not any(v.caught for v in verdicts.values())
+    assert all("do not pass on a correct pipeline" in v.why for v in verdicts.values())
+    nothing = mutation.run("def helper():\n    pass\n", CORRECT, fixture="build", function="total", sandboxed=False)
+    assert nothing.returncode == 5 and not nothing.passed, "no tests is not a pass"
+
+
+def test_a_crash_or_a_hang_is_not_a_catch() -> None:
+    crashes = "import os\ndef test_exit(build):\n    if build([1, -2, 3]) != 4:\n        os._exit(7)\n"
+    correct, verdicts = _judge(crashes, False)
+    assert correct.passed and not any(v.caught for v in verdicts.values())
+    assert "exit status 7" in verdicts["unit_error"].why
+    hangs = "import time\ndef test_wait(build):\n    if build([1, -2, 3]) != 4:\n        time.sleep(60)\n"
+    _, verdicts = _judge(hangs, False, timeout=5)
+    assert "time limit" in verdicts["dropped_filter"].why
