@@ -25,6 +25,7 @@ into the environment, else the one on ``PATH``. ``COURSEKIT_GRADER_SANDBOX=off``
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -141,14 +142,15 @@ def kernel_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def _kernel_sys_path() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def _kernel_sys_path() -> tuple[str, ...]:
     """The import path the kernel will have: this interpreter's own, without ``PYTHONPATH`` or the
     current folder (``-I``), as in the sandbox, where the environment is cleared."""
     import json
 
     done = subprocess.run([sys.executable, "-I", "-c", "import json, sys; print(json.dumps(sys.path))"],
                           capture_output=True, text=True, timeout=60, check=True)
-    return list(json.loads(done.stdout))
+    return tuple(json.loads(done.stdout))
 
 
 def _readable(hide: list[Path]) -> list[Path]:
