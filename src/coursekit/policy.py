@@ -83,7 +83,11 @@ class Engine:
         text = str(output)
         if text == "undefined":
             return None
-        parsed = json.loads(text)
+        try:
+            parsed = json.loads(text)
+        except ValueError as error:  # rego-cpp's answer is not JSON (e.g. microsoft/rego-cpp#201)
+            raise PolicyError(f"the engine's answer to {query} is not valid JSON ({error}): a string formatted "
+                              "with sprintf may carry unescaped quotes; build it with concat") from None
         if "expressions" not in parsed:
             raise PolicyError(f"policy evaluation failed: {text}")
         return parsed["expressions"][0]
