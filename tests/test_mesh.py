@@ -200,3 +200,9 @@ def test_versioned_tables_live_in_the_state_dir_and_travel_in_time(own_home: Pat
     assert lake.table_uri("orders", "t1") == "s3://bucket/course/t1/orders"
     with pytest.raises(RuntimeError, match="object store"):
         lake.drop("orders", "t1")
+
+
+def test_an_answer_rego_cpp_cannot_serialise_is_a_policy_error(own_home: Path) -> None:
+    quoted = 'package q\nimport rego.v1\nmsg := sprintf("column %s", [lower("EMAIL")])\n'
+    with pytest.raises(policy.PolicyError, match="build strings with concat"):
+        policy.Engine({"q": quoted}).query("data.q.msg", {})

@@ -80,14 +80,13 @@ class Engine:
             output = rego.query(query)
         except RegoError as error:
             raise PolicyError(f"the policies do not compile: {_first_error(str(error), self.modules)}") from None
+        except ValueError as error:  # regopy parses rego-cpp's answer itself, and it may not be JSON
+            raise PolicyError(f"the engine's answer to {query} is not valid JSON ({error}): rego-cpp's sprintf "
+                              "keeps the quotes of a string a builtin computed; build strings with concat") from None
         text = str(output)
         if text == "undefined":
             return None
-        try:
-            parsed = json.loads(text)
-        except ValueError as error:  # rego-cpp's answer is not JSON (e.g. microsoft/rego-cpp#201)
-            raise PolicyError(f"the engine's answer to {query} is not valid JSON ({error}): a string formatted "
-                              "with sprintf may carry unescaped quotes; build it with concat") from None
+        parsed = json.loads(text)
         if "expressions" not in parsed:
             raise PolicyError(f"policy evaluation failed: {text}")
         return parsed["expressions"][0]
