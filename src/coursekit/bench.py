@@ -61,8 +61,10 @@ def _tree(root: psutil.Process) -> dict[int, psutil.Process]:
 
 
 def _cpu(proc: psutil.Process) -> float:
+    """The process's own CPU seconds: its children are in the tree and sampled themselves (adding the
+    ``children_*`` times of those it reaped would count them twice)."""
     times = proc.cpu_times()
-    return times.user + times.system + times.children_user + times.children_system
+    return times.user + times.system
 
 
 def _tree_rss(root: psutil.Process, cpu: dict[int, float] | None = None) -> int:
