@@ -67,3 +67,10 @@ def test_a_crash_or_a_hang_is_not_a_catch() -> None:
     hangs = "import time\ndef test_wait(build):\n    if build([1, -2, 3]) != 4:\n        time.sleep(60)\n"
     _, verdicts = _judge(hangs, False, timeout=5)
     assert "time limit" in verdicts["dropped_filter"].why
+
+
+def test_the_fixture_can_be_the_whole_module() -> None:
+    tests = "def test_module(pipeline):\n    assert pipeline.total([1, -2, 3]) == 4\n"
+    correct, verdicts = mutation.judge(tests, CORRECT, DEFECTS, fixture="pipeline", function=None, sandboxed=False)
+    assert correct.passed, correct.log
+    assert all(v.caught for v in verdicts.values()), verdicts

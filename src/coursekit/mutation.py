@@ -54,8 +54,8 @@ del _code, _file, _path
 
 @pytest.fixture
 def {fixture}():
-    """The implementation under test."""
-    return _module.__dict__[{function!r}]
+    """The implementation under test: the module (function=None) or one of its functions."""
+    return _module if {function!r} is None else _module.__dict__[{function!r}]
 '''
 
 
@@ -105,9 +105,12 @@ class Judgement:
     why: str
 
 
-def run(tests: str, variant: Variant, *, fixture: str, function: str, timeout: float = 60.0,
+def run(tests: str, variant: Variant, *, fixture: str, function: str | None, timeout: float = 60.0,
         sandboxed: bool | None = None, hide: Sequence[Path] = (), env: Mapping[str, str] | None = None) -> Outcome:
     """Run the pytest file ``tests`` against ``variant`` in a fresh process; return the outcome.
+
+    The tests receive fixture ``fixture``: the variant's function ``function``, or its whole module
+    when ``function`` is None (a pipeline of several functions).
 
     ``sandboxed``: ``None`` uses the grading sandbox when it is enabled and available here. ``hide``:
     folders the sandbox must not show (the course directory).
@@ -148,7 +151,7 @@ def run(tests: str, variant: Variant, *, fixture: str, function: str, timeout: f
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def judge(tests: str, correct: Variant, defects: Sequence[Variant], *, fixture: str, function: str,
+def judge(tests: str, correct: Variant, defects: Sequence[Variant], *, fixture: str, function: str | None,
           timeout: float = 60.0, sandboxed: bool | None = None, hide: Sequence[Path] = (),
           workers: int = 2) -> tuple[Outcome, dict[str, Judgement]]:
     """Run ``tests`` against ``correct`` and every defect (``workers`` at a time); judge each defect."""
