@@ -74,3 +74,17 @@ def test_the_fixture_can_be_the_whole_module() -> None:
     correct, verdicts = mutation.judge(tests, CORRECT, DEFECTS, fixture="pipeline", function=None, sandboxed=False)
     assert correct.passed, correct.log
     assert all(v.caught for v in verdicts.values()), verdicts
+
+
+def test_in_this_process_the_verdicts_are_the_same() -> None:
+    """``here=True`` (a learner's kernel) runs pytest in this process: same verdicts, nothing left behind."""
+    import os
+    import sys
+
+    for tests in (GOOD, WEAK, "def test_no(build):\n    assert False\n"):
+        apart = _judge(tests, False)
+        here = mutation.judge(tests, CORRECT, DEFECTS, fixture="build", function="total", here=True)
+        assert here[0].returncode == apart[0].returncode, here[0].log
+        assert {k: v.caught for k, v in here[1].items()} == {k: v.caught for k, v in apart[1].items()}
+    assert mutation.VARIANT_ENV not in os.environ
+    assert not [m for m in sys.modules if m in ("test_learner", "conftest")]

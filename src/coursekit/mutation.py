@@ -22,6 +22,8 @@ grader runs that file once against a **correct** implementation and once against
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import signal
@@ -55,8 +57,13 @@ del _code, _file, _path
 @pytest.fixture
 def {fixture}():
     """The implementation under test: the module (function=None) or one of its functions."""
-    return _module if {function!r} is None else _module.__dict__[{function!r}]
+    return {returned}
 '''
+
+
+def _conftest(fixture: str, function: str | None) -> str:
+    returned = "_module" if function is None else f"_module.__dict__[{function!r}]"
+    return _CONFTEST.format(env=VARIANT_ENV, fixture=fixture, returned=returned)
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,7 @@ def run(tests: str, variant: Variant, *, fixture: str, function: str | None, tim
     folder = Path(tempfile.mkdtemp(prefix="coursekit-mutant-"))
     try:
         (folder / TEST_FILE).write_text(tests, encoding="utf-8")
-        (folder / "conftest.py").write_text(_CONFTEST.format(env=VARIANT_ENV, fixture=fixture, function=function),
+        (folder / "conftest.py").write_text(_conftest(fixture, function),
                                             encoding="utf-8")
         (folder / "pytest.ini").write_text("[pytest]\naddopts =\n", encoding="utf-8")  # the folder is the rootdir
         variant_file = folder / ".variant.py"
@@ -151,21 +158,71 @@ def run(tests: str, variant: Variant, *, fixture: str, function: str | None, tim
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def run_here(tests: str, variant: Variant, *, fixture: str, function: str | None) -> Outcome:
+    """As :func:`run`, but with ``pytest.main`` in this process: quick (nothing is imported again), for
+    a learner's own kernel, where there is nothing to isolate the tests from. No time limit."""
+    import pytest
+
+    folder = Path(tempfile.mkdtemp(prefix="coursekit-mutant-"))
+
+    def forget() -> None:  # the test module and conftest of an earlier run share their names
+        for name, module in list(sys.modules.items()):
+            if str(getattr(module, "__file__", None) or "").startswith(str(folder) + os.sep):
+                del sys.modules[name]
+
+    before = os.environ.get(VARIANT_ENV)
+    try:
+        (folder / TEST_FILE).write_text(tests, encoding="utf-8")
+        (folder / "conftest.py").write_text(_conftest(fixture, function),
+                                            encoding="utf-8")
+        (folder / "pytest.ini").write_text("[pytest]\naddopts =\n", encoding="utf-8")
+        variant_file = folder / ".variant.py"
+        variant_file.write_text(variant.source, encoding="utf-8")
+        os.environ[VARIANT_ENV] = str(variant_file)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            # no:unraisableexception: it runs a full garbage collection after each session (a second in a
+            # kernel holding many objects); --confcutdir: no conftest.py above the folder is loaded
+            code = pytest.main([str(folder / TEST_FILE), "-q", "-p", "no:cacheprovider", "--tb=short", "--color=no",
+                                "-p", "no:faulthandler", "-p", "no:unraisableexception", "--disable-plugin-autoload",
+                                "-o", "console_output_style=classic", "-c", str(folder / "pytest.ini"),
+                                "--rootdir", str(folder), "--confcutdir", str(folder)])
+        return Outcome(variant.name, int(code), out.getvalue()[-20_000:])
+    finally:
+        forget()
+        if before is None:
+            os.environ.pop(VARIANT_ENV, None)
+        else:
+            os.environ[VARIANT_ENV] = before
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def judge(tests: str, correct: Variant, defects: Sequence[Variant], *, fixture: str, function: str | None,
           timeout: float = 60.0, sandboxed: bool | None = None, hide: Sequence[Path] = (),
-          workers: int = 2) -> tuple[Outcome, dict[str, Judgement]]:
-    """Run ``tests`` against ``correct`` and every defect (``workers`` at a time); judge each defect."""
-    variants = [correct, *defects]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        outcomes = list(pool.map(lambda v: run(tests, v, fixture=fixture, function=function, timeout=timeout,
-                                               sandboxed=sandboxed, hide=hide), variants))
-    on_correct, on_defects = outcomes[0], outcomes[1:]
+          workers: int = 2, here: bool = False) -> tuple[Outcome, dict[str, Judgement]]:
+    """Run ``tests`` against ``correct``, then (if it passed) every defect, ``workers`` at a time; judge each.
+
+    ``here``: in this process (:func:`run_here`), one after the other: for a learner checking their
+    own tests. A grader leaves it False: each run is then a fresh, sandboxed process.
+    """
+    def one(variant: Variant) -> Outcome:
+        if here:
+            return run_here(tests, variant, fixture=fixture, function=function)
+        return run(tests, variant, fixture=fixture, function=function, timeout=timeout, sandboxed=sandboxed,
+                   hide=hide)
+
+    on_correct = one(correct)
+    if not on_correct.passed:  # nothing can be caught: the defects need not run
+        why = f"the tests do not pass on a correct pipeline: {on_correct.reason()}"
+        return on_correct, {d.name: Judgement(d.name, False, why) for d in defects}
+    if here or workers <= 1:
+        on_defects = [one(d) for d in defects]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            on_defects = list(pool.map(one, defects))
     verdicts: dict[str, Judgement] = {}
     for defect, outcome in zip(defects, on_defects, strict=True):
-        if not on_correct.passed:
-            verdicts[defect.name] = Judgement(defect.name, False,
-                                              f"the tests do not pass on a correct pipeline: {on_correct.reason()}")
-        elif outcome.failed:
+        if outcome.failed:
             verdicts[defect.name] = Judgement(defect.name, True, "caught: a test failed")
         else:
             verdicts[defect.name] = Judgement(defect.name, False, f"not caught: {outcome.reason()}")

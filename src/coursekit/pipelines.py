@@ -219,20 +219,9 @@ def edit(path: str | Path, old: str, new: str) -> str:
 # ---- workflow files ----------------------------------------------------------------------------------
 
 def _check_jsonschema() -> Any:
-    """check-jsonschema's command, imported without ``rfc3987_syntax`` if nothing imported it yet.
+    """check-jsonschema's command (imported on first use: it loads jsonschema's format checkers)."""
+    from check_jsonschema.cli.main_command import main
 
-    jsonschema loads that package only to check the ``iri`` string format, and building its grammar is most
-    of check-jsonschema's import time (seconds). The GitHub workflow schema uses no ``format`` at all, so
-    the validation is the same; the package stays importable for anyone who imports it later.
-    """
-    blocked = "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules
-    if blocked:
-        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # an import of it raises ImportError
-    try:
-        from check_jsonschema.cli.main_command import main
-    finally:
-        if blocked:
-            sys.modules.pop("rfc3987_syntax", None)
     return main
 
 
