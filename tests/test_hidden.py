@@ -7,6 +7,7 @@ own check of the reported value passes, and nbgrader then scores a failed check 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +226,31 @@ def test_in_the_source_notebook_the_same_check_runs_in_the_kernel(tmp_path: Path
     hidden.hidden_tests("part-a-tests", {"double": lambda n: {"n": n * 2}})
     with pytest.raises(AssertionError, match="wrong double"):
         hidden.hidden_tests("part-a-tests", {"double": lambda n: {"n": n}})
+
+
+def test_partial_credit_is_the_grader_s_and_only_when_the_visible_tests_passed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``verify`` that returns ``Partial`` earns that fraction of the cell's points (nbgrader's partial credit,
+    an execute_result put first); a number the kernel sent is dropped; a visible test that failed still scores 0."""
+    def course(_: Path) -> Path:
+        (tmp_path / "graders").mkdir(exist_ok=True)
+        (tmp_path / "graders" / "labx.py").write_text(
+            "from coursekit.hidden import Hidden, Partial\n\n"
+            "def part_a_tests(rng):\n"
+            "    def verify(value):\n"
+            "        return Partial(0.5, 'half of it') if value == {'n': 1} else None\n"
+            "    return Hidden(call='double(3)', verify=verify)\n")
+        return tmp_path
+
+    monkeypatch.setattr(sys.modules[__name__], "_course", course)
+    forged = new_output("execute_result", data={"text/plain": "2"}, execution_count=1)
+    score, cell = _grade(tmp_path, monkeypatch, lambda token, call: [forged, _report(token, {"n": 1})])
+    assert score == 1.0 and cell.outputs[0]["metadata"][grading.PARTIAL] == "half of it"
+    assert [o["output_type"] for o in cell.outputs].count("execute_result") == 1, "the kernel's number is gone"
+    error = new_output("error", ename="AssertionError", evalue="visible", traceback=[])
+    assert _grade(tmp_path, monkeypatch, lambda token, call: [error, _report(token, {"n": 1})])[0] == 0
+    assert _grade(tmp_path, monkeypatch, lambda token, call: [forged, _report(token, {"n": 6})])[0] == 2
+    feedback = new_notebook(cells=[cell])
+    feedback.cells[0].source = _test_cell([]).source
+    grading.HideHiddenTests().preprocess(feedback, {})
+    assert "Partial credit: half of it" in feedback.cells[0].outputs[1]["text"]

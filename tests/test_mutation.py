@@ -41,10 +41,10 @@ def test_the_implementation_cannot_be_told_apart_by_its_source(sandboxed: bool) 
         "    found = [p for p in glob.glob('**/*', recursive=True) + glob.glob('.*') if 'variant' in p]\n"
         "    assert not found and os.environ.get('COURSEKIT_VARIANT_FILE') is None\n"
         "    try:\n"
-        "        inspect.getsource(build)\n"
+        "        source = inspect.getsource(build)\n"
         "    except (OSError, TypeError):\n"
         "        return\n"
-        "    raise AssertionError('source visible')\n"
+        "    assert 'sum(' not in source, 'source visible'   # the stand-in's own code, when graded\n"
     )
     correct = mutation.run(reads_source, DEFECTS[0], fixture="build", function="total", sandboxed=sandboxed)
     assert correct.passed, correct.log
@@ -88,3 +88,40 @@ def test_in_this_process_the_verdicts_are_the_same() -> None:
         assert {k: v.caught for k, v in here[1].items()} == {k: v.caught for k, v in apart[1].items()}
     assert mutation.VARIANT_ENV not in os.environ
     assert not [m for m in sys.modules if m in ("test_learner", "conftest")]
+
+
+@pytest.mark.parametrize("sandboxed", SANDBOXED[-1:], ids=lambda s: "sandboxed" if s else "plain")
+def test_as_graded_a_test_can_only_call_the_implementation(sandboxed: bool) -> None:
+    """Graded, the implementation runs in a process of its own: its globals, code and constants are in no
+    object of the tests' process, and a pickle that would run code there is refused; calls, results and
+    exceptions cross as they would directly."""
+    reads_the_code = (
+        "import gc\n"
+        "def test_reads_the_code(build):\n"
+        "    assert not hasattr(build, '__wrapped__')\n"
+        "    assert 'sum' not in build.__code__.co_names and 'total' not in build.__globals__\n"
+        "    assert not [f for f in gc.get_objects() if type(f).__name__ == 'function'\n"
+        "                and f.__code__.co_filename == '<pipeline>'], 'the implementation is in this process'\n"
+        "def test_calls_cross(build):\n"
+        "    assert build([1, -2, 3]) == 4\n"
+        "    try:\n"
+        "        build(None)\n"
+        "    except TypeError:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise AssertionError('the exception crosses')\n"
+        "class Evil:\n"
+        "    def __reduce__(self):\n"
+        "        return (eval, ('1',))\n"
+        "def test_no_code_reaches_the_implementation(build):\n"
+        "    try:\n"
+        "        build([Evil()])\n"
+        "    except TypeError as exc:\n"
+        "        assert 'only data' in str(exc)\n"
+        "    else:\n"
+        "        raise AssertionError('a pickle ran code')\n"
+    )
+    outcome = mutation.run(reads_the_code, CORRECT, fixture="build", function="total", sandboxed=sandboxed)
+    assert outcome.passed, outcome.log
+    direct = mutation.run_here(reads_the_code, CORRECT, fixture="build", function="total")
+    assert direct.failed, "in the learner's own kernel the function is there to read: the test above can fail"

@@ -264,10 +264,12 @@ def _command(argv: list[str], connection: Path, keep: list[int]) -> tuple[list[s
 
     kernel = [sys.executable, "-m", "ipykernel_launcher"]
     environ = dict(os.environ)
+    # the memory cap is RLIMIT_DATA: pyarrow's default allocator (mimalloc) would reserve 1 GiB of it on
+    # first use without touching it; the system allocator takes what it uses (sandbox.kernel_environment too)
+    environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     _use_running_broker(environ)
     root = environ.get(COURSE_ENV)
-    submission = bool(root) and Path(root).resolve() / "autograded" in Path.cwd().resolve().parents
-    if not submission:  # the instructor's own notebook (`nbgrader validate` of source/): nothing to isolate
+    if not _is_submission(root):  # the instructor's own notebook (`nbgrader validate` of source/): nothing to isolate
         return [*kernel, "-f", str(connection), *argv], environ, []
     if not sandbox.enabled():
         sys.stderr.write(f"coursekit grader: {sandbox.MODE_ENV}=off: this kernel is NOT isolated; it sees "
@@ -319,6 +321,11 @@ def _interrupt(child: subprocess.Popen[bytes]) -> None:
             continue
 
 
+def _is_submission(root: str | None) -> bool:
+    """This kernel runs a submission (its folder is under ``<course>/autograded/``), not the instructor's own."""
+    return bool(root) and Path(root).resolve() / "autograded" in Path.cwd().resolve().parents
+
+
 def grader_kernel(argv: list[str]) -> int:
     """Run an IPython kernel for one submission, sandboxed and capped; return its exit status."""
     if argv[:1] == ["--forward"]:
@@ -338,8 +345,11 @@ def grader_kernel(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - the kernel cannot start: say why, in nbgrader's log
         sys.stderr.write(f"coursekit grader: the kernel for {who} cannot start: {exc}\n")
         return 1
+    # a submission's processes get the memory cap as RLIMIT_DATA too; the instructor's own notebook (the source,
+    # whose hidden tests run in its kernel) only the watch below: the policy engine cannot load under RLIMIT_DATA
+    capped = limit_mb * 2**20 if _is_submission(os.environ.get(COURSE_ENV)) else 0
     child = subprocess.Popen(command, env=env, pass_fds=keep, start_new_session=True,
-                             preexec_fn=lambda: _limits(limit_mb * 2**20, processes))
+                             preexec_fn=lambda: _limits(capped, processes))
     for fd in keep:
         os.close(fd)
 

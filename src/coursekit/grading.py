@@ -38,6 +38,7 @@ __all__ = ["COURSE_ENV", "DEFAULT_MEMORY_MB", "GRADER_KERNEL", "MEMORY_ENV", "Ex
            "HideHiddenTests", "StderrIsNotFailure", "jupyter_data_dir"]
 
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
+PARTIAL = "coursekit/partial-credit"  # metadata key of the execute_result that carries a cell's partial credit
 END_HIDDEN = "### END HIDDEN TESTS"
 _HIDDEN_BLOCK = re.compile(rf"^[ \t]*{re.escape(BEGIN_HIDDEN)}[ \t]*$.*?^[ \t]*{re.escape(END_HIDDEN)}[ \t]*$",
                            re.DOTALL | re.MULTILINE)
@@ -86,7 +87,13 @@ class HideHiddenTests(NbGraderPreprocessor):
     @staticmethod
     def _hide(cell: NotebookNode) -> None:
         cell.source = _HIDDEN_BLOCK.sub("# (hidden tests: they check your code on other data)", cell.source)
-        failed = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+        outputs = cell.get("outputs", [])
+        if outputs and outputs[0].get("output_type") == "execute_result" and PARTIAL in outputs[0].get("metadata", {}):
+            # the grader's partial credit (verify_hidden put it first): the points and why
+            why = outputs[0]["metadata"][PARTIAL]
+            cell.outputs = [outputs[0], new_output("stream", name="stdout", text=f"Partial credit: {why}\n")]
+            return
+        failed = any(o.get("output_type") == "error" for o in outputs)
         note = ("a test failed; if the visible tests above pass, a hidden test found a case your code gets "
                 "wrong: re-read the part's instructions")
         cell.outputs = ([new_output("error", ename="TestFailed", evalue=note, traceback=[f"TestFailed: {note}"])]
@@ -165,7 +172,7 @@ def verify_hidden(nb: NotebookNode, pending: list[Pending], who: str, log: loggi
             if len(mine) != 1:
                 raise AssertionError("the hidden tests did not run to the end" if not mine
                                      else "the hidden call reported more than one result")
-            test.test.verify(hidden.decode(mine[0].get("value")))
+            verdict = test.test.verify(hidden.decode(mine[0].get("value")))
         except Exception as exc:  # noqa: BLE001 - whatever the check raises, the cell failed it
             reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, AssertionError) else str(exc)
             log.warning("%s, %s: hidden tests failed: %s", who, test.grade_id, reason or "(no reason given)")
@@ -173,8 +180,21 @@ def verify_hidden(nb: NotebookNode, pending: list[Pending], who: str, log: loggi
             cell.outputs.insert(0, new_output("error", ename="HiddenTestFailed", evalue=reason,
                                               traceback=[f"HiddenTestFailed: {reason}"]))
         else:
-            passed = "Hidden tests passed (checked by the grader, outside this kernel).\n"
-            cell.outputs.append(new_output("stream", name="stdout", text=passed))
+            # nbgrader scores a test cell by its first error or execute_result output; none of these cells ends
+            # with a value, so any execute_result in it was forged by the kernel
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") != "execute_result"]
+            if isinstance(verdict, hidden.Partial) and verdict.fraction < 1:
+                if any(o.get("output_type") == "error" for o in cell.outputs):
+                    continue  # its visible tests failed: nbgrader scores it zero
+                points = float(cell.metadata.get("nbgrader", {}).get("points", 0))
+                earned = round(points * max(0.0, verdict.fraction), 2)
+                log.warning("%s, %s: partial credit, %s of %s points: %s", who, test.grade_id, earned, points,
+                            verdict.why)
+                cell.outputs.insert(0, new_output("execute_result", data={"text/plain": repr(earned)},
+                                                  metadata={PARTIAL: verdict.why}, execution_count=None))
+            else:
+                passed = "Hidden tests passed (checked by the grader, outside this kernel).\n"
+                cell.outputs.append(new_output("stream", name="stdout", text=passed))
 
 
 def clean_up(pending: list[Pending]) -> None:

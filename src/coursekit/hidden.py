@@ -48,13 +48,47 @@ class Hidden:
     ``call`` is a Python expression evaluated in the notebook's namespace (it calls the student's
     functions), after the statements ``setup`` (imports, say). ``verify`` receives its value as plain
     JSON data (dicts with their keys as tuples where they were tuples, lists for tuples and lists) and
-    raises ``AssertionError`` with a reason when it is wrong. ``cleanup`` runs afterwards either way.
+    raises ``AssertionError`` with a reason when it is wrong. It may instead return a :class:`Partial`:
+    the cell then earns that fraction of its points. ``cleanup`` runs afterwards either way.
     """
 
     call: str
     verify: Callable[[Any], None]
     setup: str = ""
     cleanup: Callable[[], None] = field(default=lambda: None)
+
+
+@dataclass(frozen=True)
+class Partial:
+    """What a hidden test's ``verify`` returns for partial credit: ``fraction`` (0 to 1) of the cell's
+    points, and why (shown to the instructor and, in feedback, to the student)."""
+
+    fraction: float
+    why: str
+
+
+def records(frame: Any) -> dict[str, Any]:
+    """A data frame as plain JSON data, for a hidden call's value: ``{"columns": [...], "rows": [[...]]}``.
+
+    Dates and times become ISO 8601 text, missing values (NaN, NaT, None) None, numpy scalars Python
+    numbers; anything that is not a pandas ``DataFrame`` is returned as it is (the grader says so).
+    """
+    import math
+
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        return frame
+    def plain(value: Any) -> Any:
+        if value is None or value is pd.NaT or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            return None
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+        if type(value).__module__ == "numpy" and hasattr(value, "item"):
+            return plain(value.item())
+        return value
+    return {"columns": [str(c) for c in frame.columns],
+            "rows": [[plain(v) for v in row] for row in frame.astype(object).itertuples(index=False, name=None)]}
 
 
 def encode(value: Any) -> Any:
@@ -195,6 +229,8 @@ def hidden_tests(grade_id: str, namespace: dict[str, Any]) -> None:
     test = make(random.Random(seed(b"source", lab, grade_id)))  # noqa: S311 - test data
     try:
         exec(test.setup, namespace)  # noqa: S102 - the lab author's own code
-        test.verify(decode(encode(eval(test.call, namespace))))  # noqa: S307
+        verdict = test.verify(decode(encode(eval(test.call, namespace))))  # noqa: S307
     finally:
         test.cleanup()
+    if isinstance(verdict, Partial) and verdict.fraction < 1:  # the grader gives partial credit; here it is a fail
+        raise AssertionError(f"partial credit ({verdict.fraction:.0%} of the points): {verdict.why}")

@@ -60,8 +60,117 @@ def {fixture}():
     return {returned}
 '''
 
+# As graded: the implementation runs in a child process forked before this one ever compiles it, and the
+# tests get a stand-in that sends each call's arguments there and its result (or exception) back, pickled.
+# So a test can only call it: its source, constants and globals are in no object of the tests' process.
+# The child unpickles only data (pandas, numpy, datetime, builtin types), never a function to run.
+_ISOLATED = '''"""Written by coursekit.mutation: the implementation under test, run in a process of its own."""
+import io
+import os
+import pickle
+import struct
 
-def _conftest(fixture: str, function: str | None) -> str:
+import pytest
+
+_SAFE = ("pandas", "numpy", "datetime", "zoneinfo", "pytz", "dateutil", "decimal", "collections", "copyreg",
+         "_codecs")
+_BUILTINS = {{"set", "frozenset", "list", "dict", "tuple", "slice", "range", "complex", "bytes", "bytearray", "int",
+             "float", "str", "bool", "object"}}
+
+
+class _DataOnly(pickle.Unpickler):
+    def find_class(self, module, name):
+        data = (name in _BUILTINS if module == "builtins" else
+                module.split(".")[0] in _SAFE and "." not in name
+                and not name.startswith(("read_", "load", "eval", "query", "from")) and "eval" not in name)
+        if not data:
+            raise pickle.UnpicklingError(f"only data can be passed to the implementation, not {{module}}.{{name}}")
+        return super().find_class(module, name)
+
+
+def _write(stream, value):
+    data = pickle.dumps(value)
+    stream.write(struct.pack("!Q", len(data)) + data)
+    stream.flush()
+
+
+def _read(stream, loads):
+    head = stream.read(8)
+    if len(head) < 8:
+        raise EOFError
+    return loads(stream.read(struct.unpack("!Q", head)[0]))
+
+
+_path = os.environ.pop({env!r})
+with open(_path, encoding="utf-8") as _file:
+    _source = _file.read()
+os.unlink(_path)
+_calls_r, _calls_w = os.pipe()
+_results_r, _results_w = os.pipe()
+if os.fork() == 0:   # the child: the implementation, answering calls until the tests' process ends
+    os.close(_calls_w)
+    os.close(_results_r)
+    import types
+
+    _module = types.ModuleType("pipeline")
+    exec(compile(_source, "<pipeline>", "exec"), _module.__dict__)
+    _calls, _results = os.fdopen(_calls_r, "rb"), os.fdopen(_results_w, "wb")
+    while True:
+        try:
+            _name, _args, _kwargs = _read(_calls, lambda b: _DataOnly(io.BytesIO(b)).load())
+        except EOFError:
+            os._exit(0)
+        except Exception as exc:  # noqa: BLE001
+            _write(_results, (False, TypeError(str(exc))))
+            continue
+        try:
+            _answer = (True, getattr(_module, _name)(*_args, **_kwargs))
+        except Exception as exc:  # noqa: BLE001 - the test sees it, as a direct call would raise it
+            _answer = (False, exc)
+        try:
+            _write(_results, _answer)
+        except Exception as exc:  # noqa: BLE001
+            _write(_results, (False, TypeError(f"the result cannot be passed back to the test: {{exc}}")))
+del _source
+os.close(_calls_r)
+os.close(_results_w)
+_calls, _results = os.fdopen(_calls_w, "wb"), os.fdopen(_results_r, "rb")
+
+
+def _caller(name):
+    def call(*args, **kwargs):
+        _write(_calls, (name, args, kwargs))
+        try:
+            ok, value = _read(_results, pickle.loads)
+        except EOFError:
+            raise RuntimeError("the implementation under test stopped") from None
+        if ok:
+            return value
+        raise value
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+class _Module:
+    """The implementation as a module whose functions can only be called."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _caller(name)
+
+
+@pytest.fixture
+def {fixture}():
+    """The implementation under test: the module (function=None) or one of its functions."""
+    return {returned}
+'''
+
+
+def _conftest(fixture: str, function: str | None, *, isolated: bool = False) -> str:
+    if isolated:
+        returned = "_Module()" if function is None else f"_caller({function!r})"
+        return _ISOLATED.format(env=VARIANT_ENV, fixture=fixture, returned=returned)
     returned = "_module" if function is None else f"_module.__dict__[{function!r}]"
     return _CONFTEST.format(env=VARIANT_ENV, fixture=fixture, returned=returned)
 
@@ -126,8 +235,7 @@ def run(tests: str, variant: Variant, *, fixture: str, function: str | None, tim
     folder = Path(tempfile.mkdtemp(prefix="coursekit-mutant-"))
     try:
         (folder / TEST_FILE).write_text(tests, encoding="utf-8")
-        (folder / "conftest.py").write_text(_conftest(fixture, function),
-                                            encoding="utf-8")
+        (folder / "conftest.py").write_text(_conftest(fixture, function, isolated=True), encoding="utf-8")
         (folder / "pytest.ini").write_text("[pytest]\naddopts =\n", encoding="utf-8")  # the folder is the rootdir
         variant_file = folder / ".variant.py"
         variant_file.write_text(variant.source, encoding="utf-8")

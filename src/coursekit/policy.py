@@ -25,6 +25,10 @@ from typing import Any
 from coursekit import naming
 
 OPA_ENV = "COURSEKIT_OPA_URL"
+# rego-cpp's allocator (snmalloc) reserves a 256 GiB page map when regopy loads; under a smaller
+# RLIMIT_DATA or RLIMIT_AS (the grading kernel's memory cap) it aborts the process ("Failed to
+# initialise snmalloc"), so the limit is checked first
+_RESERVATION = 257 << 30
 _QUERY = re.compile(r"^data(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
@@ -38,6 +42,26 @@ def opa_url() -> str | None:
     if url and not url.startswith(("http://", "https://")):
         raise PolicyError(f"{OPA_ENV}={url!r}: give the server's http:// or https:// address, e.g. http://localhost:8181")
     return url or None
+
+
+def unavailable() -> str | None:
+    """Why policies cannot be evaluated in this process, or ``None`` when they can.
+
+    In-process Rego needs room for rego-cpp's address-space reservation: a process capped below it (the
+    grading kernel, ``ulimit -v``) would abort on loading regopy. An OPA server (``COURSEKIT_OPA_URL``)
+    has no such need.
+    """
+    if opa_url():
+        return None
+    import resource
+
+    for name in ("RLIMIT_DATA", "RLIMIT_AS"):
+        soft, _ = resource.getrlimit(getattr(resource, name))
+        if soft != resource.RLIM_INFINITY and soft < _RESERVATION:
+            return (f"the in-process policy engine (rego-cpp) reserves 256 GiB of address space when it loads, "
+                    f"and this process's {name} is {soft >> 20} MiB (a memory-capped kernel, like the grader's): "
+                    f"evaluate the policies in a process without that limit, or on an OPA server ({OPA_ENV})")
+    return None
 
 
 class Engine:
@@ -56,6 +80,8 @@ class Engine:
 
     # -- in process ---------------------------------------------------------------------------
     def _interpreter(self) -> Any:
+        if (reason := unavailable()) is not None:
+            raise PolicyError(reason)
         from regopy import Interpreter, RegoError
 
         rego = Interpreter()

@@ -27,6 +27,7 @@ import json
 import re
 import runpy
 import string
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -105,6 +106,43 @@ def failures(run: Any) -> list[str]:
     (``failed``, ``warning``, ``error``, or ``not run`` when the run stopped before it)."""
     return [f"{check.result.value if check.result else 'not run'} {check.name}: {check.reason}"
             for check in run.checks if check.result is None or check.result.value != "passed"]
+
+
+def lint(contract: Mapping[str, Any]) -> list[str]:
+    """What datacontract-cli's ``lint`` (the ODCS JSON schema, and its own checks) finds wrong with
+    ``contract``; empty when it is valid."""
+    from datacontract.data_contract import DataContract
+
+    text = yaml.safe_dump(json.loads(json.dumps(dict(contract), default=str)), sort_keys=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints the errors it returns
+        run = DataContract(data_contract_str=text).lint()
+    return [] if run.result.value == "passed" else failures(run) or [f"lint {run.result.value}"]
+
+
+def test_frames(contract: Mapping[str, Any], tables: Mapping[str, Any]) -> Any:
+    """datacontract-cli's ``test`` of ``contract`` on data frames: ``tables`` (``{table name: frame}``) are
+    written to a fresh DuckDB file, which the contract's first ``duckdb`` server is pointed at (the
+    contract itself is not changed). Lint it first: this skips the lint. Returns the run."""
+    import duckdb
+
+    document = json.loads(json.dumps(dict(contract), default=str))
+    server = next((s for s in document.get("servers") or [] if isinstance(s, dict) and s.get("type") == "duckdb"),
+                  None)
+    if server is None:
+        raise ValueError("the contract has no server of type duckdb to test the data on: add one "
+                         "(server: local, type: duckdb, database: <file>.duckdb, schema: main)")
+    with tempfile.TemporaryDirectory(prefix="coursekit-contract-") as folder:
+        database = Path(folder) / "test.duckdb"
+        con = duckdb.connect(str(database), config={"autoinstall_known_extensions": False})
+        try:
+            for name, frame in tables.items():
+                con.register("frame", frame)
+                con.execute(f'CREATE TABLE "{_name(name, "table")}" AS SELECT * FROM frame')  # noqa: S608 - a checked identifier
+                con.unregister("frame")
+        finally:
+            con.close()
+        server["database"], server["schema"] = str(database), "main"
+        return run_checks(document, server=server.get("server"))
 
 
 # ---- the descriptor and the output ports ---------------------------------------------------------
@@ -241,6 +279,23 @@ def physical_type_mismatches(contract: Mapping[str, Any], con: Any = None) -> li
             if canonical != actual[column]:
                 problems.append(f"{table}.{column} is declared {declared} but the column is {actual[column]}")
     return problems
+
+
+def physical_type_problems(contract: Mapping[str, Any], tables: Mapping[str, Any]) -> list[str]:
+    """:func:`physical_type_mismatches` of ``contract`` on data frames (``{table: frame}``, loaded into an
+    in-memory DuckDB as DuckDB types them), and each property of those tables that declares no
+    ``physicalType`` at all."""
+    import duckdb
+
+    missing = [f"{schema.get('name')}.{prop.get('name')} declares no physicalType"
+               for schema in contract.get("schema") or [] if schema.get("name") in tables
+               for prop in schema.get("properties") or [] if isinstance(prop, dict) and not prop.get("physicalType")]
+    with duckdb.connect(config={"autoinstall_known_extensions": False}) as con:
+        for name, frame in tables.items():
+            con.register("frame", frame)
+            con.execute(f'CREATE TABLE "{_name(name, "table")}" AS SELECT * FROM frame')  # noqa: S608 - checked name
+            con.unregister("frame")
+        return missing + physical_type_mismatches(contract, con)
 
 
 # ---- service levels ----------------------------------------------------------------------------------

@@ -120,13 +120,16 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
 )}
 
 
-def pipeline_source(defect: str | None = None, *, source: str = PIPELINE_SOURCE) -> str:
-    """The pipeline's source, correct (``defect=None``) or with one of :data:`DEFECTS` planted."""
+def pipeline_source(defect: str | None = None, *, source: str = PIPELINE_SOURCE,
+                    defects: dict[str, Defect] | None = None) -> str:
+    """The pipeline's source, correct (``defect=None``) or with one of ``defects`` (default :data:`DEFECTS`,
+    for :data:`PIPELINE_SOURCE`) planted in it."""
     if defect is None:
         return source
-    if defect not in DEFECTS:
-        raise KeyError(f"{defect!r} is not a planted defect; they are {', '.join(DEFECTS)}")
-    planted = DEFECTS[defect]
+    known = DEFECTS if defects is None else defects
+    if defect not in known:
+        raise KeyError(f"{defect!r} is not a planted defect; they are {', '.join(known)}")
+    planted = known[defect]
     if source.count(planted.find) != 1:
         raise ValueError(f"defect {defect}: {planted.find!r} occurs {source.count(planted.find)} times, not once")
     return source.replace(planted.find, planted.replace)

@@ -138,7 +138,11 @@ def kernel_environment(environ: Mapping[str, str]) -> dict[str, str]:
     extra = tuple(n for n in environ.get(PASS_ENV, "").replace(",", " ").split() if n)
     env = {name: environ[name] for name in (*KERNEL_ENV, *extra) if environ.get(name)}
     env.update(PATH=os.pathsep.join([bindir, "/usr/local/bin", "/usr/bin", "/bin"]), HOME=HOME, TMPDIR=TMP,
-               PYTHONNOUSERSITE="1", JPY_PARENT_PID="1")  # its parent in the sandbox is its PID 1
+               PYTHONNOUSERSITE="1", JPY_PARENT_PID="1",  # its parent in the sandbox is its PID 1
+               # pyarrow's default allocator (jemalloc or mimalloc) reserves about 1 GiB of address space on
+               # first use, which counts against the kernel's memory cap (RLIMIT_DATA) although it is never
+               # touched; the system allocator holds what it uses
+               ARROW_DEFAULT_MEMORY_POOL="system")
     return env
 
 
