@@ -127,18 +127,26 @@ def _check_state() -> tuple[bool, str, str]:
     return ok, str(path), "set COURSEKIT_HOME to a writable directory"
 
 
-def doctor() -> int:
-    """Print a table of checks with a fix for each failure; return 1 if any failed."""
-    checks: list[tuple[str, Callable[[], tuple[bool, str, str]]]] = [
+INSTRUCTOR_CHECKS = ("grading sandbox",)  # what only the instructor's copy needs: it grades the labs
+
+
+def checks() -> list[tuple[str, Callable[[], tuple[bool, str, str]]]]:
+    """The checks of ``coursekit doctor``, in order: ``(name, check)``, each check returning
+    ``(ok, what it found, the fix)``. Lesson 01 runs them from its notebook."""
+    return [
         ("python", _check_python), ("java", _check_java), ("maven", _check_maven),
         *[(f"jars: {b}", _check_jars(b)) for b in jars.BUNDLES],
         ("kafka", _check_kafka), ("duckdb", _check_duckdb), ("policy", _check_policy),
         ("memory", _check_memory), ("state dir", _check_state),
         ("grading sandbox", _check_sandbox),
     ]
+
+
+def doctor() -> int:
+    """Print a table of checks with a fix for each failure; return 1 if any failed."""
     rows = []
     failed = 0
-    for name, run in checks:
+    for name, run in checks():
         ok, detail, fix = run()
         failed += not ok
         rows.append((name, "ok" if ok else "FAIL", detail if ok else f"{detail} -> {fix}"))

@@ -5,8 +5,8 @@
     from coursekit import featurestore
     store = featurestore.feature_store()      # FeatureStore over <state>/feast/repo
 
-The default repository uses Feast's ``local`` provider: the registry and the online store are
-SQLite files and the offline store reads Parquet files, all under ``<state>/feast``.
+The default repository uses Feast's ``local`` provider: the registry is one protobuf file, the online
+store a SQLite file, and the offline store reads Parquet files, all under ``<state>/feast``.
 ``FEAST_REPO_PATH`` points at another repository directory (with its own
 ``feature_store.yaml``), for example one configured for a cloud provider.
 """
