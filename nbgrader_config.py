@@ -34,6 +34,9 @@ os.environ[COURSE_ENV] = str(Path(__file__).resolve().parent)
 c.ExecutePreprocessor.timeout = 120
 c.ExecutePreprocessor.interrupt_on_timeout = True
 c.ExecutePreprocessor.startup_timeout = 120
+# nbgrader fails a cell whose last outputs arrive more than iopub_timeout (default 4 s) after its reply: on a
+# busy machine (a class grading, CI) that is not the submission's fault
+c.ExecutePreprocessor.iopub_timeout = 30
 c.Execute.kernel_name = GRADER_KERNEL
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100

@@ -266,42 +266,55 @@ def run(tests: str, variant: Variant, *, fixture: str, function: str | None, tim
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def pytest_here(target: Path, root: Path, *, args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                plugins: Sequence[object] = ()) -> tuple[int, str]:
+    """Run pytest on ``target`` in this process, ``root`` its rootdir (no conftest.py above it is loaded),
+    with ``env`` set for the run and restored after; the modules imported from ``target``'s folder (test
+    modules, conftest.py) are forgotten before and after (a later run's files share their names).
+    Returns pytest's exit code and output."""
+    import pytest
+
+    tests = target if target.is_dir() else target.parent
+
+    def forget() -> None:
+        for name, module in list(sys.modules.items()):
+            if str(getattr(module, "__file__", None) or "").startswith(str(tests) + os.sep):
+                del sys.modules[name]
+
+    before = {name: os.environ.get(name) for name in env or {}}
+    os.environ.update(env or {})
+    forget()
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            # no:unraisableexception: that plugin runs a full garbage collection after each session (a second in
+            # a kernel holding many objects); -c os.devnull: no ini file of the folders above is read
+            code = pytest.main([str(target), "-q", "-p", "no:cacheprovider", "--color=no", "-p", "no:faulthandler",
+                                "-p", "no:unraisableexception", "--disable-plugin-autoload", "-c", os.devnull,
+                                "--rootdir", str(root), "--confcutdir", str(root), *args], plugins=list(plugins))
+    finally:
+        forget()
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return int(code), out.getvalue()
+
+
 def run_here(tests: str, variant: Variant, *, fixture: str, function: str | None) -> Outcome:
     """As :func:`run`, but with ``pytest.main`` in this process: quick (nothing is imported again), for
     a learner's own kernel, where there is nothing to isolate the tests from. No time limit."""
-    import pytest
-
     folder = Path(tempfile.mkdtemp(prefix="coursekit-mutant-"))
-
-    def forget() -> None:  # the test module and conftest of an earlier run share their names
-        for name, module in list(sys.modules.items()):
-            if str(getattr(module, "__file__", None) or "").startswith(str(folder) + os.sep):
-                del sys.modules[name]
-
-    before = os.environ.get(VARIANT_ENV)
     try:
         (folder / TEST_FILE).write_text(tests, encoding="utf-8")
-        (folder / "conftest.py").write_text(_conftest(fixture, function),
-                                            encoding="utf-8")
-        (folder / "pytest.ini").write_text("[pytest]\naddopts =\n", encoding="utf-8")
+        (folder / "conftest.py").write_text(_conftest(fixture, function), encoding="utf-8")
         variant_file = folder / ".variant.py"
         variant_file.write_text(variant.source, encoding="utf-8")
-        os.environ[VARIANT_ENV] = str(variant_file)
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            # no:unraisableexception: it runs a full garbage collection after each session (a second in a
-            # kernel holding many objects); --confcutdir: no conftest.py above the folder is loaded
-            code = pytest.main([str(folder / TEST_FILE), "-q", "-p", "no:cacheprovider", "--tb=short", "--color=no",
-                                "-p", "no:faulthandler", "-p", "no:unraisableexception", "--disable-plugin-autoload",
-                                "-o", "console_output_style=classic", "-c", str(folder / "pytest.ini"),
-                                "--rootdir", str(folder), "--confcutdir", str(folder)])
-        return Outcome(variant.name, int(code), out.getvalue()[-20_000:])
+        code, log = pytest_here(folder / TEST_FILE, folder, args=["--tb=short", "-o", "console_output_style=classic"],
+                                env={VARIANT_ENV: str(variant_file)})
+        return Outcome(variant.name, code, log[-20_000:])
     finally:
-        forget()
-        if before is None:
-            os.environ.pop(VARIANT_ENV, None)
-        else:
-            os.environ[VARIANT_ENV] = before
         shutil.rmtree(folder, ignore_errors=True)
 
 

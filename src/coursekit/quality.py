@@ -18,10 +18,6 @@ from the file :data:`PIPELINE_ENV` names (the shape of Lab 1's grader, :mod:`cou
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -204,40 +200,16 @@ def run_tests(tests: str | Path, pipeline: str | Path, *, args: Sequence[str] = 
     variable :data:`PIPELINE_ENV` names (set here for the run, then restored; see lesson 08).
     Returns ``{test name: "passed" | "failed" | ...}``; ``echo`` prints pytest's report.
     """
+    from coursekit import mutation
+
     folder = Path(tests).resolve()
-    import pytest
-
-    def forget() -> None:  # test modules of an earlier run would be reused, stale, from sys.modules
-        for name, module in list(sys.modules.items()):
-            if str(getattr(module, "__file__", None) or "").startswith(str(folder) + os.sep):
-                del sys.modules[name]
-
     collector = _Outcomes()
-    out = io.StringIO()
-    before = os.environ.get(PIPELINE_ENV)
-    os.environ[PIPELINE_ENV] = str(Path(pipeline).resolve())
-    forget()
-    try:
-        with contextlib.redirect_stdout(out):
-            # no:unraisableexception: that plugin runs a full garbage collection after each session, a second in
-            # a kernel that holds many objects, for warnings about exceptions in __del__ these tests do not need.
-            # --confcutdir: without it pytest lists every folder above the project (all of /tmp, say) on each run
-            # and would load any conftest.py it found there
-            code = pytest.main([str(folder), "-q", "--tb=line", "--color=no", "-p", "no:cacheprovider",
-                                "-p", "no:faulthandler", "-p", "no:unraisableexception", "--disable-plugin-autoload",
-                                "-c", os.devnull, "--rootdir", str(folder.parent), "--confcutdir", str(folder.parent),
-                                *args],
-                               plugins=[collector])
-    finally:
-        forget()
-        if before is None:
-            os.environ.pop(PIPELINE_ENV, None)
-        else:
-            os.environ[PIPELINE_ENV] = before
+    code, output = mutation.pytest_here(folder, folder.parent, args=["--tb=line", *args], plugins=[collector],
+                                        env={PIPELINE_ENV: str(Path(pipeline).resolve())})
     if echo:
-        print(out.getvalue().strip())
-    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        raise RuntimeError(f"pytest could not run the suite (exit code {code}):\n{out.getvalue()[-2000:]}")
+        print(output.strip())
+    if code not in (0, 1):  # pytest's OK and TESTS_FAILED
+        raise RuntimeError(f"pytest could not run the suite (exit code {code}):\n{output[-2000:]}")
     return collector.found
 
 

@@ -18,21 +18,17 @@ _REFERENCE = {c.metadata["nbgrader"]["grade_id"]: re.sub(r"^[ \t]*### (BEGIN|END
               for c in _NB.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
 
 
+def _edited(grade_id: str, *edits: tuple[str, str]) -> str:
+    """The reference solution cell ``grade_id`` with each (old, new) edit made; each old text occurs once."""
+    text = _REFERENCE[grade_id]
+    for old, new in edits:
+        assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in the reference {grade_id}"
+        text = text.replace(old, new)
+    return text
+
+
 def _contract(*edits: tuple[str, str]) -> str:
-    """The reference contract cell with each (old, new) edit made; each old text occurs exactly once."""
-    text = _REFERENCE["part-b-solution"]
-    for old, new in edits:
-        assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in the reference contract"
-        text = text.replace(old, new)
-    return text
-
-
-def _tests(*edits: tuple[str, str]) -> str:
-    text = _REFERENCE["part-c-solution"]
-    for old, new in edits:
-        assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in the reference tests"
-        text = text.replace(old, new)
-    return text
+    return _edited("part-b-solution", *edits)
 
 
 _UNIQUE = ("        unique: true       # primaryKey implies both in datacontract-cli 1.2.8; said for other tools\n"
@@ -189,7 +185,7 @@ servers:
   - {server: local, type: duckdb, database: order_facts.duckdb, schema: main}
 """
 ''',
-    "part-c-solution": _tests(('"O1": 10.0, "O2": 20.5', '"O1": 1000, "O2": 2050')),
+    "part-c-solution": _edited("part-c-solution", ('"O1": 10.0, "O2": 20.5', '"O1": 1000, "O2": 2050')),
 }
 
 # Tampering, each caught only because the grader judges outside the kernel: every later cell's errors are
