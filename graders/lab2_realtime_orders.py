@@ -254,6 +254,13 @@ def part_c_tests(rng: random.Random) -> Hidden:
     for i, flag in zip(rng.sample(sorted(set(range(len(events))) - bad), 3), (True, False, True), strict=False):
         payloads[i] = data.to_json({**events[i], "amount": flag})
         bad.add(i)
+    # one order with a long history of large events: over 1 MiB in its partition, more than one fetch brings
+    # (librdkafka's max.partition.fetch.bytes), so a consumer that stops at the first end of a partition it
+    # reaches (another one's) stops before reading it all, however fast the machine
+    for k in range(150):
+        noted = {**events[0], "event_id": f"{events[0]['event_id']}-n{k}", "note": "x" * 8000}
+        events.append(noted)
+        payloads.append(data.to_json(noted))
     source, dlq = kafka.fresh_topic("lab2.c.hidden", partitions), kafka.fresh_topic("lab2.c.hidden.dlq", 1)
     _produce(source, [(e["order_id"], p) for e, p in zip(events, payloads, strict=True)])
     group = kafka.name(f"lab2-c-{uuid.uuid4().hex[:8]}")
