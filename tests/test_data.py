@@ -106,3 +106,28 @@ def test_delivery_log_and_quality_series_carry_their_signals() -> None:
     assert not (quality["null_rate"] > base.mean() + 3 * base.std()).any(), "the drift stays under a 3-sigma alert"
     assert quality["null_rate"][80:].mean() > base.mean() + 0.5 * base.std(), "but it is there"
     assert quality["rows"][40] < 0.6 * quality["rows"].median(), "the outage day"
+
+
+def test_ml_data_carry_their_signals_and_their_leak() -> None:
+    eta = data.deliveries(1500, seed=3)
+    pd.testing.assert_frame_equal(eta, data.deliveries(1500, seed=3))
+    assert eta["dispatched_at"].is_monotonic_increasing and (eta["minutes"] > 0).all()
+    assert eta["minutes"].corr(eta["distance_km"]) > 0.5, "distance drives delivery time"
+    later = data.deliveries(1500, seed=3, shift_at=data.EPOCH - pd.Timedelta(days=7))
+    assert later["distance_km"].tail(300).mean() > 1.3 * eta["distance_km"].tail(300).mean(), "the drift is there"
+    pay = data.card_payments(3000, seed=3)
+    assert 0.01 < pay["is_fraud"].mean() < 0.08 and pay["payment_id"].is_unique
+    assert (pay["label_at"] > pay["created_at"]).all(), "a label is known only after the payment"
+    risk = data.customer_risk(pay)
+    assert len(risk) == int(pay["is_fraud"].sum()), "one row per chargeback's arrival"
+    # the leak: the count known *today* includes the payment's own chargeback; the count known then does not
+    frauds = pay[pay["is_fraud"] == 1]
+    known_now = frauds["customer_id"].map(risk.groupby("customer_id")["chargebacks_90d"].max())
+    assert (known_now >= 1).all()
+    first = frauds.groupby("customer_id")["created_at"].min()
+    at_first = pd.merge_asof(first.reset_index().sort_values("created_at"),
+                             risk.rename(columns={"event_timestamp": "created_at"}), on="created_at",
+                             by="customer_id")["chargebacks_90d"]
+    assert at_first.isna().all(), "no chargeback is known when a customer's first fraud happens"
+    events = data.payment_events(pay.head(3))
+    assert json.loads(data.to_json(events[0])) == events[0] and "is_fraud" not in events[0]

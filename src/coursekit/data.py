@@ -420,3 +420,166 @@ def daily_quality(days: int = 120, seed: int = 7, *, start: datetime = EPOCH - t
     null_sd = 0.0015
     null_rate = rng.normal(0.010, null_sd, days) + np.where(day >= drift_day, drift_sigma * null_sd, 0.0)
     return pd.DataFrame({"date": dates.date, "rows": rows, "null_rate": np.clip(null_rate, 0, 1).round(5)})
+
+
+# --- machine learning: the delivery-time (ETA) and payment-fraud models' data ---------------------------------
+
+WAREHOUSES: tuple[str, ...] = ("W1", "W2", "W3")
+
+
+def warehouse_load(seed: int = 7, *, start: datetime = EPOCH - timedelta(days=14), days: float = 14.0,
+                   every_min: int = 15) -> pd.DataFrame:
+    """Each warehouse's courier backlog, sampled every ``every_min`` minutes: a time-varying feature.
+
+    Columns ``warehouse_id``, ``event_timestamp`` (when the sample was taken, UTC) and
+    ``open_orders`` (parcels waiting for a courier): a daily cycle with an evening peak, a level of
+    its own per warehouse, and noise. :func:`deliveries` takes longer when the backlog *at dispatch*
+    is high, so the value to join is the last sample at or before the dispatch time.
+    """
+    rng = np.random.default_rng(seed + 11)
+    times = pd.date_range(start, start + timedelta(days=days), freq=f"{every_min}min", tz="UTC", inclusive="left")
+    hours = times.hour.to_numpy() + times.minute.to_numpy() / 60
+    cycle = 10 + 8 * np.exp(-((hours - 18.5) ** 2) / 6) + 4 * np.exp(-((hours - 12.5) ** 2) / 4)
+    frames = []
+    for k, house in enumerate(WAREHOUSES):
+        level = cycle * (0.8 + 0.25 * k) + rng.normal(0, 2.0, len(times))
+        frames.append(pd.DataFrame({"warehouse_id": house, "event_timestamp": times,
+                                    "open_orders": np.clip(np.round(level), 0, None).astype(int)}))
+    return pd.concat(frames, ignore_index=True).sort_values(["event_timestamp", "warehouse_id"],
+                                                            ignore_index=True)
+
+
+def deliveries(n: int = 2000, seed: int = 7, *, start: datetime = EPOCH - timedelta(days=14), days: float = 14.0,
+               shift_at: datetime | None = None, shift_scale: float = 1.5) -> pd.DataFrame:
+    """Delivered orders, for the delivery-time (ETA) model: features at dispatch and the label.
+
+    One row per order: ``order_id``, ``warehouse_id``, ``region``, ``dispatched_at``, ``distance_km``,
+    ``items``, ``frozen`` (needs a cold box), ``raining`` (at dispatch), ``delivered_at`` and the label
+    ``minutes`` (dispatch to door). Minutes grow with distance, items, frozen goods, rain and the
+    warehouse's backlog at dispatch (:func:`warehouse_load`, same ``seed``, ``start`` and ``days``),
+    plus skewed noise. From ``shift_at`` on, Brightcart serves farther suburbs: distances are
+    ``shift_scale`` times longer (the drift lesson 21 monitors).
+    """
+    rng = np.random.default_rng(seed + 12)
+    span = days * 86400
+    offsets = np.sort(rng.uniform(0, span, n))
+    dispatched = pd.to_datetime([start + timedelta(seconds=float(s)) for s in offsets], utc=True)
+    house = rng.choice(WAREHOUSES, size=n, p=[0.45, 0.35, 0.2])
+    distance = np.round(rng.gamma(2.2, 1.6, n) + 0.3, 2)
+    if shift_at is not None:
+        later = dispatched >= pd.Timestamp(shift_at)
+        distance = np.where(later, np.round(distance * shift_scale, 2), distance)
+    items = rng.integers(1, 15, n)
+    frozen = rng.random(n) < 0.18
+    raining = rng.random(n) < 0.22
+    load = warehouse_load(seed, start=start, days=days)
+    at_dispatch = pd.merge_asof(pd.DataFrame({"dispatched_at": dispatched, "warehouse_id": house}),
+                                load.rename(columns={"event_timestamp": "dispatched_at"}),
+                                on="dispatched_at", by="warehouse_id", direction="backward")
+    backlog = at_dispatch["open_orders"].fillna(0).to_numpy()
+    minutes = (6 + 3.1 * distance + 0.45 * items + 4.0 * frozen + 5.5 * raining + 0.55 * backlog
+               + rng.gamma(2.0, 2.5, n))
+    minutes = np.round(minutes, 1)
+    return pd.DataFrame({
+        "order_id": [f"D{seed % 1000:03d}-{i:06d}" for i in range(1, n + 1)],
+        "warehouse_id": house,
+        "region": rng.choice(REGIONS, size=n, p=[0.25, 0.2, 0.2, 0.2, 0.15]),
+        "dispatched_at": dispatched,
+        "distance_km": distance,
+        "items": items,
+        "frozen": frozen,
+        "raining": raining,
+        "delivered_at": dispatched + pd.to_timedelta(minutes, unit="min"),
+        "minutes": minutes,
+    })
+
+
+def card_payments(n: int = 3000, seed: int = 7, *, n_customers: int = 400, start: datetime = EPOCH - timedelta(
+                  days=28), days: float = 28.0, compromised: float = 0.05) -> pd.DataFrame:
+    """Card payments, for the payment-fraud model: what is known at payment time, and the late label.
+
+    One row per payment: ``payment_id``, ``customer_id``, ``created_at``, ``amount`` (EUR),
+    ``new_device``, ``night`` (00:00–05:59 UTC), ``is_fraud`` (0/1) and ``label_at``, when the
+    label became known: a fraud is confirmed by its **chargeback**, 2–20 days later; a genuine
+    payment is known to be genuine once the 21-day chargeback window has passed (label delay).
+    About ``compromised`` of the customers have their card stolen on some day; from then on,
+    their payments are mostly fraud (larger, on new devices, at night). A customer's earlier
+    chargebacks are a real signal, but only those known by ``created_at`` may be used: counting
+    the chargebacks known today leaks the label (lesson 19).
+    """
+    rng = np.random.default_rng(seed + 13)
+    people = np.array([f"C{i:05d}" for i in range(1, n_customers + 1)])
+    who = rng.integers(0, n_customers, n)
+    offsets = np.sort(rng.uniform(0, days * 86400, n))
+    created = pd.Series(pd.to_datetime([start + timedelta(seconds=float(s)) for s in offsets], utc=True))
+    stolen_from = {int(c): pd.Timestamp(start + timedelta(days=float(rng.uniform(0, days * 0.7))))
+                   for c in rng.choice(n_customers, size=max(1, round(compromised * n_customers)), replace=False)}
+    is_fraud = np.zeros(n, dtype=int)
+    amount = np.round(rng.lognormal(3.3, 0.55, n), 2)
+    new_device = rng.random(n) < 0.08
+    for i in range(n):
+        since = stolen_from.get(int(who[i]))
+        if since is None or created[i] < since or rng.random() >= 0.75:
+            continue
+        is_fraud[i] = 1
+        amount[i] = np.round(amount[i] * rng.uniform(1.5, 4.0), 2)
+        new_device[i] = rng.random() < 0.7
+        at_night = created[i].normalize() + pd.Timedelta(hours=float(rng.uniform(0, 6)))
+        if rng.random() < 0.55 and at_night >= since:
+            created[i] = at_night
+    is_fraud |= (rng.random(n) < 0.004).astype(int)  # opportunistic fraud on any account
+    delay = np.where(is_fraud == 1, rng.uniform(2, 20, n), 21.0)
+    frame = pd.DataFrame({
+        "customer_id": people[who],
+        "created_at": created,
+        "amount": amount,
+        "new_device": new_device,
+        "night": created.dt.hour < 6,
+        "is_fraud": is_fraud,
+    })
+    frame["created_at"] = frame["created_at"].dt.floor("ms")
+    frame["label_at"] = (frame["created_at"] + pd.to_timedelta(delay, unit="D")).dt.floor("ms")
+    frame = frame.sort_values("created_at", ignore_index=True, kind="stable")
+    frame.insert(0, "payment_id", [f"F{seed % 1000:03d}-{i:06d}" for i in range(1, n + 1)])
+    return frame
+
+
+def chargebacks(payments: pd.DataFrame) -> pd.DataFrame:
+    """The chargeback feed of :func:`card_payments`: one row per fraud, when it became known.
+
+    Columns ``customer_id``, ``payment_id`` and ``event_timestamp`` (the chargeback's arrival).
+    """
+    fraud = payments.loc[payments["is_fraud"] == 1, ["customer_id", "payment_id", "label_at"]]
+    return fraud.rename(columns={"label_at": "event_timestamp"}).sort_values("event_timestamp", ignore_index=True)
+
+
+def customer_risk(payments: pd.DataFrame, *, window_days: int = 90) -> pd.DataFrame:
+    """A feature source for the fraud model: each customer's chargeback count over time.
+
+    One row each time a customer's count changes, at the chargeback's arrival: ``customer_id``,
+    ``event_timestamp`` and ``chargebacks_90d`` (chargebacks arrived in the last ``window_days``;
+    decreases are not emitted, so with a ``window_days`` longer than the data it only grows).
+    A point-in-time join takes the last row at or before the payment; the latest row per customer
+    is what a naive join takes.
+    """
+    feed = chargebacks(payments)
+    rows: list[dict[str, Any]] = []
+    for customer, group in feed.groupby("customer_id", sort=True):
+        times = list(group["event_timestamp"])
+        for k, at in enumerate(times):
+            recent = sum(1 for t in times[: k + 1] if t > at - pd.Timedelta(days=window_days))
+            rows.append({"customer_id": customer, "event_timestamp": at, "chargebacks_90d": recent})
+    frame = pd.DataFrame(rows, columns=["customer_id", "event_timestamp", "chargebacks_90d"])
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+    frame["chargebacks_90d"] = frame["chargebacks_90d"].astype("int64")
+    return frame.sort_values(["event_timestamp", "customer_id"], ignore_index=True)
+
+
+def payment_events(payments: pd.DataFrame) -> list[Event]:
+    """:func:`card_payments` as the events the payments service produces (no label: it is not known yet).
+
+    Keys ``payment_id``, ``customer_id``, ``amount``, ``new_device``, ``event_time`` (ISO 8601).
+    """
+    return [{"payment_id": r.payment_id, "customer_id": r.customer_id, "amount": float(r.amount),
+             "new_device": bool(r.new_device), "event_time": _iso(r.created_at.to_pydatetime())}
+            for r in payments.itertuples(index=False)]
