@@ -442,7 +442,19 @@ def test_every_student_has_a_row_and_nbgrader_reports_only_the_ungraded(
     log = done.stdout + done.stderr
     assert done.returncode != 0, "nbgrader's exit status says that some submissions could not be graded"
     failed = set(re.findall(rf"error processing assignment '{LAB}' for student '([^']+)'", log))
-    assert failed == NOT_GRADED, f"nbgrader failed on {failed}, expected only {NOT_GRADED}:\n{log[-3000:]}"
+    assert failed == NOT_GRADED, (f"nbgrader failed on {failed}, expected only {NOT_GRADED}:\n"
+                                  + "\n".join(_error_of(log, name) for name in failed - NOT_GRADED))
+
+
+def _error_of(log: str, name: str) -> str:
+    """What nbgrader logged when it could not grade ``name``: its error and traceback, or the log's tail."""
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if "There was an error processing assignment:" in line and f"/{name}/" in line:
+            end = next((j for j in range(i + 2, len(lines)) if lines[j].startswith("[AutogradeApp | INFO]")),
+                       len(lines))
+            return "\n".join(lines[max(0, i - 15):end])
+    return log[-3000:]
 
 
 Graded = tuple[Path, subprocess.CompletedProcess[str], Places]
