@@ -187,6 +187,30 @@ def test_feast_local_store_serves_online_features(isolated_home: Path) -> None:
     assert (isolated_home / "feast" / "online_store.db").is_file()
 
 
+def test_feast_point_in_time_join_keeps_every_entity_row(isolated_home: Path) -> None:
+    """One training row per entity row, also where the customer's only values are older than the ttl
+    (Feast 0.67's default Dask engine drops those rows; the course's repository reads with DuckDB)."""
+    from feast import Entity, FeatureView, Field, FileSource, ValueType
+    from feast.types import Int64
+
+    source_path = featurestore.data_dir() / "risk.parquet"
+    pd.DataFrame({"customer_id": ["C1", "C2"], "chargebacks": [1, 2],
+                  "ts": pd.to_datetime(["2026-10-01", "2026-11-01"], utc=True)}).to_parquet(source_path)
+    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
+    view = FeatureView(name="customer_risk", entities=[customer], ttl=timedelta(days=7),
+                       schema=[Field(name="chargebacks", dtype=Int64)],
+                       source=FileSource(path=str(source_path), timestamp_field="ts"))
+    store = featurestore.feature_store()
+    store.apply([customer, view])
+    entity_rows = pd.DataFrame({"customer_id": ["C1", "C2", "C2"],
+                                "event_timestamp": pd.to_datetime(["2026-11-02", "2026-10-30", "2026-11-02"],
+                                                                  utc=True)})
+    got = store.get_historical_features(entity_df=entity_rows, features=["customer_risk:chargebacks"]).to_df()
+    got = got.sort_values(["customer_id", "event_timestamp"], ignore_index=True)
+    assert len(got) == 3, "every entity row comes back"
+    assert got["chargebacks"].isna().tolist() == [True, True, False], "too old, not yet known, known"
+
+
 def test_feast_repo_variable_opens_that_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = tmp_path / "team_repo"
     repo.mkdir()

@@ -1,4 +1,4 @@
-"""Feast for the course: a local feature repository (SQLite online, Parquet offline), or yours.
+"""Feast for the course: a local feature repository (SQLite online, Parquet offline read by DuckDB), or yours.
 
 ::
 
@@ -6,7 +6,8 @@
     store = featurestore.feature_store()      # FeatureStore over <state>/feast/repo
 
 The default repository uses Feast's ``local`` provider: the registry is one protobuf file, the online
-store a SQLite file, and the offline store reads Parquet files, all under ``<state>/feast``.
+store a SQLite file, and the offline store reads Parquet files with Feast's DuckDB engine (its default,
+Dask, drops entity rows from point-in-time joins in Feast 0.67: lesson 19), all under ``<state>/feast``.
 ``FEAST_REPO_PATH`` points at another repository directory (with its own
 ``feature_store.yaml``), for example one configured for a cloud provider.
 """
@@ -37,7 +38,7 @@ online_store:
   type: sqlite
   path: {root}/online_store.db
 offline_store:
-  type: file
+  type: duckdb
 entity_key_serialization_version: 3
 """
 
