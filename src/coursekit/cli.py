@@ -127,6 +127,12 @@ def _check_state() -> tuple[bool, str, str]:
     return ok, str(path), "set COURSEKIT_HOME to a writable directory"
 
 
+def _check_serving() -> tuple[bool, str, str]:
+    from coursekit import serving
+
+    return serving.check()
+
+
 INSTRUCTOR_CHECKS = ("grading sandbox",)  # what only the instructor's copy needs: it grades the labs
 
 
@@ -137,7 +143,7 @@ def checks() -> list[tuple[str, Callable[[], tuple[bool, str, str]]]]:
         ("python", _check_python), ("java", _check_java), ("maven", _check_maven),
         *[(f"jars: {b}", _check_jars(b)) for b in jars.BUNDLES],
         ("kafka", _check_kafka), ("duckdb", _check_duckdb), ("policy", _check_policy),
-        ("memory", _check_memory), ("state dir", _check_state),
+        ("memory", _check_memory), ("state dir", _check_state), ("model server", _check_serving),
         ("grading sandbox", _check_sandbox),
     ]
 
