@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -165,20 +166,28 @@ def test_tracking_uri_variable_switches_to_a_tracking_server(tmp_path: Path, mon
         _end(server)
 
 
-def test_feast_local_store_serves_online_features(isolated_home: Path) -> None:
+def _customer_view(name: str, frame: pd.DataFrame, dtype: Any, ttl_days: int) -> Any:
+    """A local store with one feature view ``name`` over ``frame`` (customer_id, one feature, ts), applied."""
     from feast import Entity, FeatureView, Field, FileSource, ValueType
+
+    source_path = featurestore.data_dir() / f"{name}.parquet"
+    frame.to_parquet(source_path)
+    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
+    feature = next(c for c in frame.columns if c not in ("customer_id", "ts"))
+    view = FeatureView(name=name, entities=[customer], ttl=timedelta(days=ttl_days),
+                       schema=[Field(name=feature, dtype=dtype)],
+                       source=FileSource(path=str(source_path), timestamp_field="ts"))
+    store = featurestore.feature_store()
+    store.apply([customer, view])
+    return store
+
+
+def test_feast_local_store_serves_online_features(isolated_home: Path) -> None:
     from feast.types import Float32
 
     frame = pd.DataFrame({"customer_id": ["C1", "C2"], "spend_7d": [10.5, 3.0],
                           "ts": pd.to_datetime(["2026-11-01", "2026-11-01"], utc=True)})
-    source_path = featurestore.data_dir() / "spend.parquet"
-    frame.to_parquet(source_path)
-    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
-    view = FeatureView(name="customer_spend", entities=[customer], ttl=timedelta(days=30),
-                       schema=[Field(name="spend_7d", dtype=Float32)],
-                       source=FileSource(path=str(source_path), timestamp_field="ts"))
-    store = featurestore.feature_store()
-    store.apply([customer, view])
+    store = _customer_view("customer_spend", frame, Float32, 30)
     store.materialize(start_date=pd.Timestamp("2026-10-01", tz="UTC").to_pydatetime(),
                       end_date=pd.Timestamp("2026-11-02", tz="UTC").to_pydatetime())
     online = store.get_online_features(features=["customer_spend:spend_7d"],
@@ -190,18 +199,11 @@ def test_feast_local_store_serves_online_features(isolated_home: Path) -> None:
 def test_feast_point_in_time_join_keeps_every_entity_row(isolated_home: Path) -> None:
     """One training row per entity row, also where the customer's only values are older than the ttl
     (Feast 0.67's default Dask engine drops those rows; the course's repository reads with DuckDB)."""
-    from feast import Entity, FeatureView, Field, FileSource, ValueType
     from feast.types import Int64
 
-    source_path = featurestore.data_dir() / "risk.parquet"
-    pd.DataFrame({"customer_id": ["C1", "C2"], "chargebacks": [1, 2],
-                  "ts": pd.to_datetime(["2026-10-01", "2026-11-01"], utc=True)}).to_parquet(source_path)
-    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
-    view = FeatureView(name="customer_risk", entities=[customer], ttl=timedelta(days=7),
-                       schema=[Field(name="chargebacks", dtype=Int64)],
-                       source=FileSource(path=str(source_path), timestamp_field="ts"))
-    store = featurestore.feature_store()
-    store.apply([customer, view])
+    store = _customer_view("customer_risk", pd.DataFrame({
+        "customer_id": ["C1", "C2"], "chargebacks": [1, 2],
+        "ts": pd.to_datetime(["2026-10-01", "2026-11-01"], utc=True)}), Int64, 7)
     entity_rows = pd.DataFrame({"customer_id": ["C1", "C2", "C2"],
                                 "event_timestamp": pd.to_datetime(["2026-11-02", "2026-10-30", "2026-11-02"],
                                                                   utc=True)})

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 from coursekit.config import engine_dir
 from coursekit.errors import EngineFailed, EngineUnreachable, PortInUse
+from coursekit.kafka import port_free  # on 127.0.0.1, as uvicorn binds it here
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,17 +102,6 @@ def server_url() -> str | None:
         raise ValueError(f"{SERVER_ENV}={raw!r} is not a URL like http://host:port; fix it, or unset it to "
                          "start a model server here")
     return raw.rstrip("/")
-
-
-def port_free(port: int, host: str = HOST) -> bool:
-    """True when nothing listens on ``port`` of ``host`` (as uvicorn would bind it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def free_port(host: str = HOST) -> int:
