@@ -1,0 +1,498 @@
+"""Hidden tests of Lab 3, judged by the grader outside the student's kernel (see coursekit.hidden).
+
+Each function prepares one test cell's hidden inputs here (Parquet and JSON files in a folder the kernel
+can read, topics filled from seeds the kernel never sees), names the call the kernel makes, and checks
+what the call returned and what it left behind (a training set, an MLflow store read as SQLite and YAML
+files, records in Kafka) against a truth computed here, independently of the reference solution. Not
+released to students; hidden from the grader kernel.
+
+Nothing a submission made is ever loaded here: the grader reads the MLflow store's tables and the
+``MLmodel`` files as data, and the models it compares scores against are its own (trained here, and
+registered into the store by a separate process of the grader's, :data:`_REGISTER`).
+
+* Part A: other seeds and sizes; risk rows given in shuffled order, some at exactly a payment's time (they
+  count: at or before), some after the cut-off (a naive join leaks them); payments whose label is not yet
+  known.
+* Part B: the AUC on hidden payments against a plain logistic regression's on the same rows.
+* Part C: four registrations on four hidden training and holdout sets; the last holdout is noisy, so the
+  champion's metric *stored* from its own holdout is higher than the new model's on this one, though the
+  new model is the better on it (a gate must compare both on the same rows).
+* Part D: three model versions (the champion is not the latest), events over several partitions, a stop,
+  a crash just after a score reached the log (the kernel's producer dies there), and a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from coursekit import data, hidden, kafka
+from coursekit.hidden import Hidden, Partial
+
+FEATURES = ["amount", "new_device", "night", "chargebacks_90d"]
+AS_OF_DAYS = 60
+
+
+def _scratch(prefix: str) -> Path:
+    folder = hidden.scratch(prefix)
+    folder.chmod(0o755)
+    return folder
+
+
+def _payments(rng: Any, n: int) -> pd.DataFrame:
+    start = data.EPOCH - pd.Timedelta(days=AS_OF_DAYS)
+    return data.card_payments(n=n, seed=int(rng.randrange(2**31)), n_customers=max(60, n // 10), start=start,
+                              days=AS_OF_DAYS)
+
+
+def _point_in_time(payments: pd.DataFrame, risk: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Part A's truth, by a plain loop: the customer's last risk row at or before the payment, else 0."""
+    rows_of: dict[str, list[tuple[pd.Timestamp, int]]] = {}
+    for r in risk.itertuples(index=False):
+        rows_of.setdefault(r.customer_id, []).append((r.event_timestamp, int(r.chargebacks_90d)))
+    out = []
+    for p in payments.itertuples(index=False):
+        if p.label_at > as_of:
+            continue
+        known = [(t, c) for t, c in rows_of.get(p.customer_id, []) if t <= p.created_at]
+        count = max(known)[1] if known else 0
+        out.append({"payment_id": p.payment_id, "created_at": p.created_at, "amount": float(p.amount),
+                    "new_device": bool(p.new_device), "night": bool(p.night), "chargebacks_90d": count,
+                    "is_fraud": int(p.is_fraud)})
+    return pd.DataFrame(out)
+
+
+def _labelled(rng: Any, n: int) -> pd.DataFrame:
+    """A point-in-time training set (Part A's truth) of ``n`` payments' data, labels known at the cut-off."""
+    payments = _payments(rng, n)
+    return _point_in_time(payments, data.customer_risk(payments), payments["created_at"].max())
+
+
+def _rows(value: Any) -> list[dict[str, Any]]:
+    assert isinstance(value, dict) and isinstance(value.get("columns"), list) and isinstance(value.get("rows"), list), \
+        "return a pandas DataFrame"
+    return [dict(zip(value["columns"], row, strict=False)) for row in value["rows"]]
+
+
+# ---- Part A ---------------------------------------------------------------------------------------
+
+def part_a_tests(rng: Any) -> Hidden:
+    """training_set on hidden payments: ties at a payment's time, rows after the cut-off, shuffled rows."""
+    payments = _payments(rng, rng.choice([1500, 2000, 2500]))
+    as_of = payments["created_at"].max() - pd.Timedelta(days=rng.choice([3, 7, 10]))
+    payments = payments[payments["created_at"] <= as_of]
+    risk = data.customer_risk(payments)
+    # a chargeback known at exactly a payment's time: it counts (at or before)
+    for p in payments[payments["customer_id"].isin(risk["customer_id"])].sample(8, random_state=rng.randrange(999)
+                                                                                 ).itertuples():
+        before = risk[(risk["customer_id"] == p.customer_id) & (risk["event_timestamp"] < p.created_at)]
+        count = int(before["chargebacks_90d"].max()) + 1 if len(before) else 1
+        risk = pd.concat([risk, pd.DataFrame([{"customer_id": p.customer_id, "event_timestamp": p.created_at,
+                                               "chargebacks_90d": count}])])
+    risk = risk.drop_duplicates(["customer_id", "event_timestamp"], keep="last")
+    risk = risk.sample(frac=1.0, random_state=rng.randrange(999)).reset_index(drop=True)   # in no order
+    shown = payments.sample(frac=1.0, random_state=rng.randrange(999)).reset_index(drop=True)
+    truth = {r["payment_id"]: r for r in _point_in_time(payments, risk, as_of).to_dict("records")}
+    folder = _scratch("lab3-a-")
+    shown.to_parquet(folder / "payments.parquet")
+    risk.to_parquet(folder / "risk.parquet")
+
+    def verify(value: Any) -> None:
+        rows = _rows(value)
+        missing = [c for c in ("payment_id", *FEATURES, "is_fraud") if c not in (value.get("columns") or [])]
+        assert not missing, f"the training set has no column {missing}"
+        got = {r["payment_id"]: r for r in rows}
+        assert len(got) == len(rows), "one row per payment"
+        unlabelled = set(got) - set(truth)
+        assert not unlabelled, (f"{len(unlabelled)} payments whose label was not known at as_of are in the training "
+                                "set (a fraud not yet charged back would be learned as genuine)")
+        assert set(got) == set(truth), f"{len(set(truth) - set(got))} labelled payments are missing"
+        wrong = [p for p, r in got.items() if r["chargebacks_90d"] != truth[p]["chargebacks_90d"]]
+        if wrong:
+            leak = sum(isinstance(got[p]["chargebacks_90d"], int | float)
+                       and got[p]["chargebacks_90d"] > truth[p]["chargebacks_90d"] for p in wrong)
+            raise AssertionError(f"chargebacks_90d is wrong for {len(wrong)} of {len(got)} payments ({leak} of them "
+                                 "higher than was known at the payment's time)")
+        assert all(isinstance(r["chargebacks_90d"], int) for r in rows), "chargebacks_90d holds whole numbers"
+        for column in ("amount", "new_device", "night", "is_fraud"):
+            assert all(got[p][column] == truth[p][column] for p in got), f"{column} differs from the payments'"
+
+    return Hidden(
+        setup="import pandas as _pd\nfrom coursekit.hidden import records as _records",
+        call=f"_records(training_set(_pd.read_parquet({str(folder / 'payments.parquet')!r}), "
+             f"_pd.read_parquet({str(folder / 'risk.parquet')!r}), _pd.Timestamp({as_of.isoformat()!r})))",
+        verify=verify, cleanup=lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+# ---- Part B ---------------------------------------------------------------------------------------
+
+FULL_WITHIN, NONE_BELOW = 0.08, 0.18   # Part B: full marks within 0.08 of the baseline's AUC, none 0.18 below
+
+
+def _auc(labels: Any, scores: Any) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(np.asarray(labels), np.asarray(scores, dtype=float)))
+
+
+def _baseline(train: pd.DataFrame) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=1000).fit(train[FEATURES].astype(float), train["is_fraud"])
+
+
+def part_b_tests(rng: Any) -> Hidden:
+    """train_model's AUC on hidden payments it never saw, against a logistic regression's on the same rows."""
+    train, test = _labelled(rng, 4000), _labelled(rng, 3000)
+    base = _auc(test["is_fraud"], _baseline(train).predict_proba(test[FEATURES].astype(float))[:, 1])
+    folder = _scratch("lab3-b-")
+    train.to_parquet(folder / "train.parquet")
+    test.drop(columns=["is_fraud"]).to_parquet(folder / "test.parquet")   # the kernel never sees these labels
+
+    def verify(scores: Any) -> Partial | None:
+        assert isinstance(scores, list) and len(scores) == len(test), \
+            f"predict_proba should give one score per payment ({len(test)}), not {len(scores)}"
+        assert all(isinstance(s, int | float) and np.isfinite(s) for s in scores), "scores are numbers"
+        auc = _auc(test["is_fraud"], scores)
+        fraction = min(1.0, max(0.0, (auc - (base - NONE_BELOW)) / (NONE_BELOW - FULL_WITHIN)))
+        if fraction < 1:
+            return Partial(round(fraction, 2), f"AUC {auc:.3f} on the hidden payments; the baseline's is {base:.3f} "
+                                               f"(full marks from {base - FULL_WITHIN:.3f})")
+        return None
+
+    return Hidden(
+        setup="import pandas as _pd",
+        call=f"[float(_s) for _s in train_model(_pd.read_parquet({str(folder / 'train.parquet')!r}))"
+             f".predict_proba(_pd.read_parquet({str(folder / 'test.parquet')!r})[FEATURES])[:, 1]]",
+        verify=verify, cleanup=lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+# ---- Part C ---------------------------------------------------------------------------------------
+
+# the grader's models for Part C, fitted in the kernel by this code and here again by the same code
+FIT = '''
+def _lab3_fit(train, kind):
+    import numpy as _np
+    from sklearn.linear_model import LogisticRegression as _LR
+    y = train["is_fraud"].to_numpy()
+    if kind == "shuffled":
+        y = _np.random.default_rng(3).permutation(y)
+    X = train[FEATURES].astype(float)
+    if kind == "amount":
+        X = X.assign(new_device=0.0, night=0.0, chargebacks_90d=0.0)
+    model = _LR(max_iter=1000).fit(X, y)
+    if kind == "amount":
+        model.coef_[0, 1:] = 0.0
+    return model
+'''
+KINDS = ("shuffled", "amount", "shuffled", "full")
+
+
+def _fit(train: pd.DataFrame, kind: str) -> Any:
+    namespace: dict[str, Any] = {"FEATURES": FEATURES}
+    exec(FIT, namespace)  # noqa: S102 - the grader's own code
+    return namespace["_lab3_fit"](train, kind)
+
+
+def _noisy(frame: pd.DataFrame, rng: Any, share: float) -> pd.DataFrame:
+    flip = np.random.default_rng(rng.randrange(2**31)).random(len(frame)) < share
+    return frame.assign(is_fraud=np.where(flip, 1 - frame["is_fraud"], frame["is_fraud"]))
+
+
+def _gate_plan(rng: Any) -> tuple[list[pd.DataFrame], list[pd.DataFrame], list[float], list[float], int, int]:
+    """Four (train, holdout) pairs, each model's AUC on its own holdout and the champion's on it, and the
+    expected champion and challenger; the last holdout is noisy enough that the stored metric misleads."""
+    for _ in range(20):
+        trains = [_labelled(rng, n) for n in (900, 1100, 1300, 2500)]
+        holdouts = [_labelled(rng, 1200) for _ in range(3)] + [_noisy(_labelled(rng, 1500), rng, 0.15)]
+        models = [_fit(t, k) for t, k in zip(trains, KINDS, strict=True)]
+        own, against, champion, challenger, stored = [], [], None, None, {}
+        for version, (model, holdout) in enumerate(zip(models, holdouts, strict=True), start=1):
+            X, y = holdout[FEATURES].astype(float), holdout["is_fraud"]
+            auc = _auc(y, model.predict_proba(X)[:, 1])
+            own.append(auc)
+            stored[version] = auc
+            if champion is None:
+                against.append(float("nan"))
+                champion = version
+                continue
+            theirs = _auc(y, models[champion - 1].predict_proba(X)[:, 1])
+            against.append(theirs)
+            if auc > theirs:
+                champion = version
+            else:
+                challenger = version
+        # the design: v2 wins, v3 loses, v4 wins on H4 though v2's stored AUC is higher than v4's there
+        if (champion, challenger) == (4, 3) and stored[2] > own[3] + 0.02 and own[3] > against[3] + 0.02:
+            return trains, holdouts, own, against, champion, challenger
+    raise RuntimeError("could not draw Part C's hidden data")
+
+
+def _store_tables(db: Path) -> dict[str, list[dict[str, Any]]]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        con.row_factory = sqlite3.Row
+        def rows(sql: str) -> list[dict[str, Any]]:
+            return [dict(r) for r in con.execute(sql)]
+        return {"versions": rows("SELECT name, version, run_id, storage_location FROM model_versions"),
+                "aliases": rows("SELECT name, alias, version FROM registered_model_aliases"),
+                "metrics": rows("SELECT run_uuid, key, value FROM latest_metrics"),
+                "inputs": rows("SELECT i.destination_id AS run_id, d.dataset_profile AS profile, "
+                               "d.dataset_schema AS schema, t.value AS context FROM inputs i "
+                               "JOIN datasets d ON d.dataset_uuid = i.source_id "
+                               "LEFT JOIN input_tags t ON t.input_uuid = i.input_uuid "
+                               "AND t.name = 'mlflow.data.context' "
+                               "WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN'")}
+
+
+def _mlmodel(location: str, folder: Path) -> dict[str, Any]:
+    path = Path(location) / "MLmodel"
+    assert path.resolve().is_relative_to(folder.resolve()), "the model's files are outside the store's folder"
+    assert path.is_file(), f"a version's model has no MLmodel file at {location}"
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")[:200_000])
+    assert isinstance(loaded, dict), "a version's MLmodel file is not a YAML mapping"
+    return loaded
+
+
+def _lineage_problems(tables: dict[str, list[dict[str, Any]]], name: str, trains: list[pd.DataFrame],
+                      own: list[float], folder: Path) -> list[str]:
+    problems = []
+    versions = {int(v["version"]): v for v in tables["versions"] if v["name"] == name}
+    for version, (train, auc) in enumerate(zip(trains, own, strict=True), start=1):
+        v = versions[version]
+        metric = [m["value"] for m in tables["metrics"] if m["run_uuid"] == v["run_id"] and m["key"] == "holdout_auc"]
+        if not metric or abs(float(metric[0]) - auc) > 1e-6:
+            problems.append(f"version {version}'s run has holdout_auc {metric[0] if metric else 'missing'}, "
+                            f"but the model's AUC on that holdout is {auc:.4f}")
+        training = [i for i in tables["inputs"] if i["run_id"] == v["run_id"] and i["context"] == "training"]
+        rows = [json.loads(i["profile"] or "{}").get("num_rows") for i in training]
+        if len(train) not in rows:
+            problems.append(f"version {version}'s run has no training dataset of {len(train)} rows "
+                            f"(its training inputs have {rows or 'none'})")
+        model = _mlmodel(v["storage_location"] or "", folder)
+        inputs = json.loads((model.get("signature") or {}).get("inputs") or "[]")
+        if sorted(str(c.get("name")) for c in inputs if isinstance(c, dict)) != sorted(FEATURES):
+            problems.append(f"version {version}'s signature should take the {len(FEATURES)} feature columns, "
+                            f"it takes {[c.get('name') for c in inputs if isinstance(c, dict)] or 'nothing'}")
+        if not model.get("saved_input_example_info"):
+            problems.append(f"version {version} has no input example")
+    return problems
+
+
+def part_c_tests(rng: Any) -> Hidden:
+    """register four times: the gate (champion / challenger aliases), and each version's lineage."""
+    trains, holdouts, own, _, champion, challenger = _gate_plan(rng)
+    folder = _scratch("lab3-c-")
+    paths = []
+    for k, (train, holdout) in enumerate(zip(trains, holdouts, strict=True)):
+        train.to_parquet(folder / f"train{k}.parquet")
+        holdout.to_parquet(folder / f"holdout{k}.parquet")
+        paths.append((str(folder / f"train{k}.parquet"), str(folder / f"holdout{k}.parquet")))
+    name = f"lab3-hidden-{uuid.uuid4().hex[:8]}"
+    store = folder / "store"
+
+    def verify(returned: Any) -> Partial | None:
+        assert returned == [1, 2, 3, 4], f"register should return each new version's number: it returned {returned!r}"
+        tables = _store_tables(store / "mlflow.db")
+        aliases = {a["alias"]: int(a["version"]) for a in tables["aliases"] if a["name"] == name}
+        assert aliases.get("champion") == champion and aliases.get("challenger") == challenger, (
+            f"after four registrations the aliases are {aliases or 'none'}: the gate should have left champion on "
+            f"version {champion} and challenger on {challenger} (compare on the new holdout, both models)")
+        problems = _lineage_problems(tables, name, trains, own, store)
+        return Partial(2 / 3, "the gate is right; lineage: " + "; ".join(problems[:3])) if problems else None
+
+    calls = ", ".join(f"register(_lab3_fit(_pd.read_parquet({t!r}), {kind!r}), _pd.read_parquet({t!r}), "
+                      f"_pd.read_parquet({h!r}), {name!r})" for (t, h), kind in zip(paths, KINDS, strict=True))
+    return Hidden(setup=f"import pandas as _pd\n{FIT}\nuse_store({str(store)!r})",
+                  call=f"[int(_v) for _v in [{calls}]]", verify=verify,
+                  cleanup=lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+# ---- Part D ---------------------------------------------------------------------------------------
+
+# run by a process of the grader's own (nothing of MLflow is imported into the grader): registers the
+# grader's models as versions 1-3 of a model, the champion alias on version 2, in a store the kernel reads
+_REGISTER = '''
+import json, logging, os, sys
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+import mlflow, pandas as pd
+from mlflow import MlflowClient
+from sklearn.linear_model import LogisticRegression
+logging.getLogger("mlflow").setLevel(logging.ERROR)
+folder, name = sys.argv[1], sys.argv[2]
+features = ["amount", "new_device", "night", "chargebacks_90d"]
+uri = f"sqlite:///{folder}/mlflow.db"
+mlflow.set_tracking_uri(uri)
+mlflow.set_registry_uri(uri)
+mlflow.set_experiment(experiment_id=mlflow.create_experiment("lab3-d", artifact_location=f"{folder}/artifacts"))
+events = pd.read_parquet(f"{folder}/features.parquet")
+scores = {}
+for k in range(3):
+    train = pd.read_parquet(f"{folder}/train{k}.parquet")
+    model = LogisticRegression(max_iter=1000).fit(train[features].astype(float), train["is_fraud"])
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
+                                 pip_requirements=["scikit-learn", "pandas"])
+    scores[k + 1] = [float(s) for s in model.predict_proba(events[features].astype(float))[:, 1]]
+MlflowClient().set_registered_model_alias(name, "champion", 2)
+json.dump(scores, open(f"{folder}/scores.json", "w"))
+'''
+
+CRASH_SETUP = '''
+def _lab3_fresh(function, *args, crash_at=None, **kwargs):
+    """function(*args, **kwargs) in a forked child, as a restarted worker runs it; its value (JSON data).
+    With crash_at: the child's Kafka producer delivers its crash_at-th record, then the process dies."""
+    import io, json, os, signal, sys, tempfile, traceback
+    marker = tempfile.mktemp(prefix="lab3-crash-")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        sys.stdout = sys.stderr = printed = io.StringIO()
+        try:
+            if crash_at is not None:
+                import confluent_kafka
+                class _Dying(confluent_kafka.Producer):
+                    produced = 0
+                    def produce(self, *a, **k):
+                        super().produce(*a, **k)
+                        _Dying.produced += 1
+                        if _Dying.produced >= crash_at:
+                            self.flush(10)
+                            open(marker, "w").close()
+                            os._exit(17)
+                confluent_kafka.Producer = _Dying
+                function.__globals__["Producer"] = _Dying
+            reply = {"value": function(*args, **kwargs)}
+            json.dumps(reply)
+        except BaseException:
+            reply = {"error": traceback.format_exc()}
+        reply["printed"] = printed.getvalue()
+        with os.fdopen(write_end, "w") as pipe:
+            pipe.write(json.dumps(reply))
+        os._exit(0)
+    os.close(write_end)
+    chunks = []
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            while chunk := pipe.read(65536):
+                chunks.append(chunk)
+    finally:
+        if not chunks:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    if crash_at is not None and os.path.exists(marker) and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 17:
+        os.unlink(marker)
+        return "crashed"
+    reply = json.loads(b"".join(chunks) or b'{"error": "the process died", "printed": ""}')
+    print(reply["printed"], end="")
+    if "error" in reply:
+        raise RuntimeError(f"{getattr(function, '__name__', function)} failed in its process:\\n{reply['error']}")
+    return reply["value"]
+'''
+
+
+def _event_features(events: list[dict[str, Any]], risk: dict[str, int]) -> pd.DataFrame:
+    return pd.DataFrame([{"amount": float(e["amount"]), "new_device": bool(e["new_device"]),
+                          "night": data.parse_time(e["event_time"]).hour < 6,
+                          "chargebacks_90d": int(risk.get(e["customer_id"], 0))} for e in events])
+
+
+def part_d_tests(rng: Any) -> Hidden:
+    """score_stream stopped, crashed just after a score reached the log, and restarted, each call in a fresh
+    process; every event scored once, by the champion (not the latest version)."""
+    payments = _payments(rng, 1200)
+    risk_rows = data.customer_risk(payments)
+    risk = {r.customer_id: int(r.chargebacks_90d) for r in risk_rows.itertuples()}   # the online store: latest
+    live = payments.tail(rng.choice([150, 180, 210]))
+    events = data.payment_events(live)
+    folder = _scratch("lab3-d-")
+    for k in range(3):
+        _labelled(rng, rng.choice([800, 1200, 1600])).to_parquet(folder / f"train{k}.parquet")
+    _event_features(events, risk).to_parquet(folder / "features.parquet")
+    (folder / "risk.json").write_text(json.dumps(risk))
+    name = f"lab3-hidden-{uuid.uuid4().hex[:8]}"
+    done = subprocess.run([sys.executable, "-c", _REGISTER, str(folder), name], capture_output=True, text=True,
+                          timeout=180, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"registering Part D's models failed:\n{done.stderr[-2000:]}")
+    scores = {int(k): v for k, v in json.loads((folder / "scores.json").read_text()).items()}
+    want = {e["payment_id"]: s for e, s in zip(events, scores[2], strict=True)}
+    partitions = rng.choice([2, 3, 4])
+    source, out = kafka.fresh_topic("lab3.d.hidden", partitions), kafka.fresh_topic("lab3.d.hidden.scores", 1)
+    producer_events = [(e["customer_id"], data.to_json(e)) for e in events]
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers(), "enable.idempotence": True})
+    for key, value in producer_events:
+        producer.produce(source, key=key, value=value)
+    assert producer.flush(30) == 0, "could not fill Part D's hidden topic"
+    group = kafka.name(f"lab3-d-{uuid.uuid4().hex[:8]}")
+    stop, crash_at = rng.randint(30, 70), rng.randint(20, 60)
+
+    def verify(value: Any) -> Partial | None:
+        assert isinstance(value, list) and len(value) == 3, "score_stream returns the number of events read"
+        assert value[0] == stop, f"the first call should read exactly max_events={stop} events: it read {value[0]!r}"
+        assert value[1] == "crashed", ("the second call should have died just after its producer delivered its "
+                                       f"{crash_at}th score (create it with confluent_kafka.Producer): {value[1]!r}")
+        records = kafka.read_all(out)
+        counts: dict[str, int] = {}
+        for r in records:
+            pid = r.value.get("payment_id") if isinstance(r.value, dict) else None
+            counts[str(pid)] = counts.get(str(pid), 0) + 1
+        doubled = sorted(p for p, n in counts.items() if n > 1)
+        lost = sorted(set(want) - set(counts))
+        once = not doubled and not lost and set(counts) == set(want)
+        why = []
+        if not once:
+            why.append(f"not every event scored exactly once: {len(lost)} events have no committed score, "
+                       f"{len(doubled)} have more than one (after a crash, a restarted scorer with the same "
+                       "transactional.id aborts the dead one's open transaction)")
+        good = [r for r in records if isinstance(r.value, dict) and r.value.get("payment_id") in want]
+        right = bool(good) and all(
+            r.key == r.value["payment_id"] and isinstance(r.value.get("score"), int | float)
+            and abs(float(r.value["score"]) - want[r.value["payment_id"]]) < 1e-6
+            and str(r.value.get("model_version")) == "2" for r in good)
+        if not right:
+            versions = sorted({str(r.value.get("model_version")) for r in good})
+            why.append(f"the scores are not the champion's (version 2) on the events' features, keyed by payment_id "
+                       f"(model_version in the records: {versions})")
+        if why:
+            return Partial(0.5 * once + 0.5 * right, "; ".join(why))
+        return None
+
+    def cleanup() -> None:
+        kafka.delete_topics([source, out])
+        shutil.rmtree(folder, ignore_errors=True)
+
+    args = f"{source!r}, {out!r}, {group!r}, {name!r}, _lab3_risk"
+    calls = [f"_lab3_fresh(score_stream, {args}, max_events={stop})",
+             f"_lab3_fresh(score_stream, {args}, crash_at={crash_at})",
+             f"_lab3_fresh(score_stream, {args})"]
+    setup = (f"{CRASH_SETUP}\nimport json as _json\n_lab3_risk = _json.load(open({str(folder / 'risk.json')!r}))\n"
+             f"use_store({str(folder)!r}, create=False)")
+    return Hidden(setup=setup, call="[" + ", ".join(calls) + "]", verify=verify, cleanup=cleanup)
+
+
+# ---- the lab's sample files -----------------------------------------------------------------------
+
+SAMPLES = {"lab3_train.parquet": (4101, 3000), "lab3_test.parquet": (4102, 2000)}
+
+
+def write_samples(folder: Path) -> None:
+    """The lab's visible training and test sets (point-in-time, labels known), beside its notebook:
+    ``python -c "import runpy; runpy.run_path('graders/lab3_realtime_ml.py')['write_samples'](...)"``."""
+    import random
+
+    for file, (seed, n) in SAMPLES.items():
+        frame = _labelled(random.Random(seed), n)  # noqa: S311 - test data
+        frame.to_parquet(folder / file, index=False)
