@@ -506,6 +506,7 @@ def read_all(topic: str, *, isolation: str = "read_committed", timeout: float = 
         "auto.offset.reset": "earliest",
         "enable.partition.eof": True,
         "isolation.level": isolation,
+        "fetch.wait.max.ms": 10,   # at a partition's end the broker answers at once, not after 500 ms
     })
     try:
         partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions

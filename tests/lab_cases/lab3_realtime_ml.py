@@ -253,24 +253,15 @@ class _Swallow(ast.NodeTransformer):
 
 get_ipython().ast_transformers.append(_Swallow())
 ''',
-    # and Part D's visible checks fooled: the scores read back are made up from the events
+    # and no assert statement of a later cell runs
     "part-d-solution": WRONG["part-d-solution"] + '''
-import coursekit.kafka
+import ast
 
-_real_read_all = kafka.read_all
+class _NoAsserts(ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return ast.Pass()
 
-def _perfect(topic, **kwargs):
-    if not topic.startswith("lab3.d.scores"):
-        return _real_read_all(topic, **kwargs)
-    X = pd.DataFrame({"amount": [e["amount"] for e in _events], "new_device": [e["new_device"] for e in _events],
-                      "night": [data.parse_time(e["event_time"]).hour < 6 for e in _events],
-                      "chargebacks_90d": [_risk.get(e["customer_id"], 0) for e in _events]})
-    scores = _models[1].predict_proba(X[FEATURES].astype(float))[:, 1]
-    return [coursekit.kafka.Record(topic, 0, i, e["payment_id"], {"payment_id": e["payment_id"], "score": float(s),
-                                                                   "model_version": 2})
-            for i, (e, s) in enumerate(zip(_events, scores, strict=True))]
-
-coursekit.kafka.read_all = kafka.read_all = _perfect
+get_ipython().ast_transformers.append(_NoAsserts())
 ''',
 }
 # the student who fills in only the first part, and what the instructor gives each student's written answer
