@@ -141,6 +141,18 @@ def test_mlflow_tracks_to_sqlite_in_the_state_dir(isolated_home: Path) -> None:
     assert (isolated_home / "mlflow" / "artifacts" / "tests").is_dir(), "artifacts stay in the state dir"
 
 
+def test_sqlite_stores_are_fresh_copies_of_one_migrated_template(tmp_path: Path, isolated_home: Path) -> None:
+    from mlflow import MlflowClient
+
+    first, second = tracking.sqlite_store(tmp_path / "a"), tracking.sqlite_store(tmp_path / "b")
+    assert first == f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}" and list((isolated_home / "mlflow").glob("empty-*.db"))
+    MlflowClient(first, first).create_registered_model("only-in-a")
+    assert [m.name for m in MlflowClient(first, first).search_registered_models()] == ["only-in-a"]
+    assert MlflowClient(second, second).search_registered_models() == [], "each store is its own"
+    assert tracking.sqlite_store(tmp_path / "a") == first, "an existing store is kept"
+    assert [m.name for m in MlflowClient(first, first).search_registered_models()] == ["only-in-a"]
+
+
 def test_tracking_uri_variable_switches_to_a_tracking_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              isolated_home: Path) -> None:
     import mlflow
