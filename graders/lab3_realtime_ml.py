@@ -14,9 +14,9 @@ registered into the store by a separate process of the grader's, :data:`_REGISTE
   count: at or before), some after the cut-off (a naive join leaks them); payments whose label is not yet
   known.
 * Part B: the AUC on hidden payments against a plain logistic regression's on the same rows.
-* Part C: four registrations on four hidden training and holdout sets; the last holdout is noisy, so the
-  champion's metric *stored* from its own holdout is higher than the new model's on this one, though the
-  new model is the better on it (a gate must compare both on the same rows).
+* Part C: five registrations on hidden training and holdout sets, designed so that a gate comparing with the
+  version before (not the champion), or with the champion's metric stored from its own (easy) holdout,
+  ends with other aliases than the rule gives.
 * Part D: three model versions (the champion is not the latest), events over several partitions, a stop,
   a crash just after a score reached the log (the kernel's producer dies there), and a restart.
 """
@@ -93,8 +93,8 @@ def part_a_tests(rng: Any) -> Hidden:
     payments = payments[payments["created_at"] <= as_of]
     risk = data.customer_risk(payments)
     # a chargeback known at exactly a payment's time: it counts (at or before)
-    for p in payments[payments["customer_id"].isin(risk["customer_id"])].sample(8, random_state=rng.randrange(999)
-                                                                                 ).itertuples():
+    labelled = payments[payments["customer_id"].isin(risk["customer_id"]) & (payments["label_at"] <= as_of)]
+    for p in labelled.sample(8, random_state=rng.randrange(999)).itertuples():
         before = risk[(risk["customer_id"] == p.customer_id) & (risk["event_timestamp"] < p.created_at)]
         count = int(before["chargebacks_90d"].max()) + 1 if len(before) else 1
         risk = pd.concat([risk, pd.DataFrame([{"customer_id": p.customer_id, "event_timestamp": p.created_at,
@@ -182,20 +182,22 @@ def part_b_tests(rng: Any) -> Hidden:
 # the grader's models for Part C, fitted in the kernel by this code and here again by the same code
 FIT = '''
 def _lab3_fit(train, kind):
-    import numpy as _np
+    """The tests' models: "inverted" (trained on the labels turned round: worse than chance), "amount" or
+    "night" (that feature alone: weak), "full" (all four features: good)."""
     from sklearn.linear_model import LogisticRegression as _LR
     y = train["is_fraud"].to_numpy()
-    if kind == "shuffled":
-        y = _np.random.default_rng(3).permutation(y)
+    if kind == "inverted":
+        y = 1 - y
     X = train[FEATURES].astype(float)
-    if kind == "amount":
-        X = X.assign(new_device=0.0, night=0.0, chargebacks_90d=0.0)
+    alone = kind if kind in ("amount", "night") else None
+    if alone:
+        X = X.assign(**{c: 0.0 for c in FEATURES if c != alone})
     model = _LR(max_iter=1000).fit(X, y)
-    if kind == "amount":
-        model.coef_[0, 1:] = 0.0
+    if alone:
+        model.coef_[0, [i for i, c in enumerate(FEATURES) if c != alone]] = 0.0
     return model
 '''
-KINDS = ("shuffled", "amount", "shuffled", "full")
+KINDS = ("inverted", "amount", "inverted", "night", "full")
 QUIET = '''
 def _lab3_quiet(call):
     """call() with what it writes to stderr (MLflow's messages) on stdout: nbgrader validate fails a test cell
@@ -212,37 +214,41 @@ def _fit(train: pd.DataFrame, kind: str) -> Any:
     return namespace["_lab3_fit"](train, kind)
 
 
-def _noisy(frame: pd.DataFrame, rng: Any, share: float) -> pd.DataFrame:
-    flip = np.random.default_rng(rng.randrange(2**31)).random(len(frame)) < share
-    return frame.assign(is_fraud=np.where(flip, 1 - frame["is_fraud"], frame["is_fraud"]))
+def _easy(frame: pd.DataFrame) -> pd.DataFrame:
+    """A holdout where fraud is easy to see: the genuine payments and only the larger half of the frauds."""
+    frauds = frame[frame["is_fraud"] == 1]
+    return pd.concat([frame[frame["is_fraud"] == 0], frauds.nlargest(max(5, len(frauds) // 2), "amount")])
 
 
-def _gate_plan(rng: Any) -> tuple[list[pd.DataFrame], list[pd.DataFrame], list[float], list[float], int, int]:
-    """Four (train, holdout) pairs, each model's AUC on its own holdout and the champion's on it, and the
-    expected champion and challenger; the last holdout is noisy enough that the stored metric misleads."""
+def _gate_plan(rng: Any) -> tuple[list[pd.DataFrame], list[pd.DataFrame], list[float], int, int]:
+    """Five (train, holdout) pairs, each model's AUC on its own holdout, and the expected champion and
+    challenger, with a margin at every step of the gate:
+
+    v1 (inverted) becomes champion; v2 (amount alone) beats it on an *easy* holdout, so its stored AUC is
+    high; v3 (inverted) loses; v4 (night alone) loses to the champion but beats v3, the version before it
+    (a gate that compares with the previous version promotes it); v5 (full) beats the champion on the same
+    rows, though v2's stored AUC is higher than v5's (a gate that compares stored metrics keeps v2).
+    """
     for _ in range(20):
-        trains = [_labelled(rng, n) for n in (900, 1100, 1300, 2500)]
-        holdouts = [_labelled(rng, 1200) for _ in range(3)] + [_noisy(_labelled(rng, 1500), rng, 0.15)]
+        trains = [_labelled(rng, n) for n in (900, 1100, 1300, 1200, 2500)]
+        holdouts = [_labelled(rng, 1200), _easy(_labelled(rng, 1500)), *(_labelled(rng, 1200) for _ in range(3))]
         models = [_fit(t, k) for t, k in zip(trains, KINDS, strict=True)]
-        own, against, champion, challenger, stored = [], [], None, None, {}
+        own, champion, challenger, margins = [], None, None, []
         for version, (model, holdout) in enumerate(zip(models, holdouts, strict=True), start=1):
             X, y = holdout[FEATURES].astype(float), holdout["is_fraud"]
             auc = _auc(y, model.predict_proba(X)[:, 1])
             own.append(auc)
-            stored[version] = auc
-            if champion is None:
-                against.append(float("nan"))
-                champion = version
-                continue
-            theirs = _auc(y, models[champion - 1].predict_proba(X)[:, 1])
-            against.append(theirs)
-            if auc > theirs:
-                champion = version
+            if champion is not None:
+                theirs = _auc(y, models[champion - 1].predict_proba(X)[:, 1])
+                margins.append(abs(auc - theirs))
+                if version == 4:
+                    margins.append(auc - _auc(y, models[2].predict_proba(X)[:, 1]))   # beats the previous one
+                champion, challenger = (version, challenger) if auc > theirs else (champion, version)
             else:
-                challenger = version
-        # the design: v2 wins, v3 loses, v4 wins on H4 though v2's stored AUC is higher than v4's there
-        if (champion, challenger) == (4, 3) and stored[2] > own[3] + 0.02 and own[3] > against[3] + 0.02:
-            return trains, holdouts, own, against, champion, challenger
+                champion = version
+        margins.append(own[1] - own[4])   # the stored metric points the wrong way
+        if (champion, challenger) == (5, 4) and min(margins) > 0.02:
+            return trains, holdouts, own, champion, challenger
     raise RuntimeError("could not draw Part C's hidden data")
 
 
@@ -286,7 +292,11 @@ def _lineage_problems(tables: dict[str, list[dict[str, Any]]], name: str, trains
         if len(train) not in rows:
             problems.append(f"version {version}'s run has no training dataset of {len(train)} rows "
                             f"(its training inputs have {rows or 'none'})")
-        model = _mlmodel(v["storage_location"] or "", folder)
+        try:
+            model = _mlmodel(v["storage_location"] or "", folder)
+        except AssertionError as exc:
+            problems.append(f"version {version}: {exc} (log the model in the active experiment)")
+            continue
         inputs = json.loads((model.get("signature") or {}).get("inputs") or "[]")
         if sorted(str(c.get("name")) for c in inputs if isinstance(c, dict)) != sorted(FEATURES):
             problems.append(f"version {version}'s signature should take the {len(FEATURES)} feature columns, "
@@ -297,8 +307,8 @@ def _lineage_problems(tables: dict[str, list[dict[str, Any]]], name: str, trains
 
 
 def part_c_tests(rng: Any) -> Hidden:
-    """register four times: the gate (champion / challenger aliases), and each version's lineage."""
-    trains, holdouts, own, _, champion, challenger = _gate_plan(rng)
+    """register five times: the gate (champion / challenger aliases), and each version's lineage."""
+    trains, holdouts, own, champion, challenger = _gate_plan(rng)
     folder = _scratch("lab3-c-")
     paths = []
     for k, (train, holdout) in enumerate(zip(trains, holdouts, strict=True)):
@@ -309,11 +319,11 @@ def part_c_tests(rng: Any) -> Hidden:
     store = folder / "store"
 
     def verify(returned: Any) -> Partial | None:
-        assert returned == [1, 2, 3, 4], f"register should return each new version's number: it returned {returned!r}"
+        assert returned == [1, 2, 3, 4, 5], f"register should return each new version's number, not {returned!r}"
         tables = _store_tables(store / "mlflow.db")
         aliases = {a["alias"]: int(a["version"]) for a in tables["aliases"] if a["name"] == name}
         assert aliases.get("champion") == champion and aliases.get("challenger") == challenger, (
-            f"after four registrations the aliases are {aliases or 'none'}: the gate should have left champion on "
+            f"after five registrations the aliases are {aliases or 'none'}: the gate should have left champion on "
             f"version {champion} and challenger on {challenger} (compare on the new holdout, both models)")
         problems = _lineage_problems(tables, name, trains, own, store)
         return Partial(2 / 3, "the gate is right; lineage: " + "; ".join(problems[:3])) if problems else None
@@ -379,6 +389,14 @@ def _lab3_fresh(function, *args, crash_at=None, **kwargs):
                             self.flush(10)
                             open(marker, "w").close()
                             os._exit(17)
+                    def produce_batch(self, topic, messages, *a, **k):
+                        done = super().produce_batch(topic, messages, *a, **k)
+                        _Dying.produced += len(messages)
+                        if _Dying.produced >= crash_at:
+                            self.flush(10)
+                            open(marker, "w").close()
+                            os._exit(17)
+                        return done
                 confluent_kafka.Producer = _Dying
                 function.__globals__["Producer"] = _Dying
             reply = {"value": function(*args, **kwargs)}
@@ -407,6 +425,22 @@ def _lab3_fresh(function, *args, crash_at=None, **kwargs):
     if "error" in reply:
         raise RuntimeError(f"{getattr(function, '__name__', function)} failed in its process:\\n{reply['error']}")
     return reply["value"]
+
+
+def _lab3_in_tz(zone, call):
+    """call() with the process's time zone set to zone (forked scorers inherit it), then the old one back."""
+    import os, time
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        return call()
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
 '''
 
 
@@ -414,6 +448,17 @@ def _event_features(events: list[dict[str, Any]], risk: dict[str, int]) -> pd.Da
     return pd.DataFrame([{"amount": float(e["amount"]), "new_device": bool(e["new_device"]),
                           "night": data.parse_time(e["event_time"]).hour < 6,
                           "chargebacks_90d": int(risk.get(e["customer_id"], 0))} for e in events])
+
+
+def _committed_offsets(topic: str, group: str, partitions: int) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    probe = Consumer({"bootstrap.servers": kafka.bootstrap_servers(), "group.id": group})
+    try:
+        return sum(max(tp.offset, 0) for tp in probe.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                                               timeout=10))
+    finally:
+        probe.close()
 
 
 def _coordinator_ready(topic: str, group: str, timeout: float = 60.0) -> None:
@@ -441,9 +486,10 @@ def part_d_tests(rng: Any) -> Hidden:
     """score_stream stopped, crashed just after a score reached the log, and restarted, each call in a fresh
     process; every event scored once, by the champion (not the latest version)."""
     payments = _payments(rng, 1200)
-    risk_rows = data.customer_risk(payments)
-    risk = {r.customer_id: int(r.chargebacks_90d) for r in risk_rows.itertuples()}   # the online store: latest
     live = payments.tail(rng.choice([150, 180, 210]))
+    risk_rows = data.customer_risk(payments).sort_values("event_timestamp")
+    risk = {r.customer_id: int(r.chargebacks_90d)   # the online store when the stream starts: latest values then
+            for r in risk_rows[risk_rows["event_timestamp"] <= live["created_at"].min()].itertuples()}
     events = data.payment_events(live)
     folder = _scratch("lab3-d-")
     for k in range(3):
@@ -475,7 +521,10 @@ def part_d_tests(rng: Any) -> Hidden:
         assert value[0] == stop, f"the first call should read exactly max_events={stop} events: it read {value[0]!r}"
         assert value[1] == "crashed", ("the second call should have died just after its producer delivered its "
                                        f"{crash_at}th score (create it with confluent_kafka.Producer): {value[1]!r}")
-        records = kafka.read_all(out)
+        # read at once: librdkafka aborts a transaction left open after transaction.timeout.ms (60 s), after which a
+        # scorer with a fresh transactional.id per process would no longer leave its scores stuck
+        records, in_log = kafka.read_all(out), kafka.read_all(out, isolation="read_uncommitted")
+        committed = _committed_offsets(source, group, partitions)
         counts: dict[str, int] = {}
         for r in records:
             pid = r.value.get("payment_id") if isinstance(r.value, dict) else None
@@ -488,6 +537,11 @@ def part_d_tests(rng: Any) -> Hidden:
             why.append(f"not every event scored exactly once: {len(lost)} events have no committed score, "
                        f"{len(doubled)} have more than one (after a crash, a restarted scorer with the same "
                        "transactional.id aborts the dead one's open transaction)")
+        elif committed != len(events) or len(in_log) <= len(records):
+            once = False
+            why.append(f"the group committed {committed} of {len(events)} offsets, and the log holds "
+                       f"{len(in_log) - len(records)} aborted scores: the crash should have left a transaction "
+                       "that the restart aborted")
         good = [r for r in records if isinstance(r.value, dict) and r.value.get("payment_id") in want]
         right = bool(good) and all(
             r.key == r.value["payment_id"] and isinstance(r.value.get("score"), int | float)
@@ -510,7 +564,8 @@ def part_d_tests(rng: Any) -> Hidden:
              f"_lab3_fresh(score_stream, {args})"]
     setup = (f"{CRASH_SETUP}\nimport json as _json\n_lab3_risk = _json.load(open({str(folder / 'risk.json')!r}))\n"
              f"use_store({str(folder)!r}, create=False)")
-    return Hidden(setup=setup, call="[" + ", ".join(calls) + "]", verify=verify, cleanup=cleanup)
+    return Hidden(setup=setup, call="_lab3_in_tz('Asia/Kolkata', lambda: [" + ", ".join(calls) + "])", verify=verify,
+                  cleanup=cleanup)
 
 
 # ---- the lab's sample files -----------------------------------------------------------------------

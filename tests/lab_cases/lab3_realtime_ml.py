@@ -310,6 +310,13 @@ def train_model(train):
     client.set_registered_model_alias(name, "champion" if auc > theirs else "challenger", version)
     return version
 ''', {"part-c-tests"}),
+    # C: the new version against the one before it, not against the champion
+    "c_previous_version": ("part-c-solution", _C_HEAD + '''\
+    before = mlflow.sklearn.load_model(f"models:/{name}/{version - 1}")
+    theirs = roc_auc_score(y, before.predict_proba(X)[:, 1])
+    client.set_registered_model_alias(name, "champion" if auc > theirs else "challenger", version)
+    return version
+''', {"part-c-tests"}),
     # C: the gate right, but no dataset input: the run does not say what the model saw
     "c_no_lineage": ("part-c-solution", (_C_HEAD + _C_GATE).replace(
         '        mlflow.log_input(mlflow.data.from_pandas(train, name="training", targets="is_fraud"), '
@@ -334,4 +341,8 @@ def train_model(train):
     "d_new_transactional_id": ("part-d-solution", _D_HEAD.replace(
         'f"lab3-scorer-{group_id}"', 'f"lab3-scorer-{uuid.uuid4().hex}"'), {"part-d-tests"}),
     "d_latest_version": ("part-d-solution", _D_LATEST, {"part-d-tests"}),
+    # D: the hour in the machine's time zone, not in UTC
+    "d_local_hour": ("part-d-solution", _D_HEAD.replace(
+        '"night": [data.parse_time(e["event_time"]).hour < 6 for e in events],',
+        '"night": [data.parse_time(e["event_time"]).astimezone().hour < 6 for e in events],'), {"part-d-tests"}),
 }
