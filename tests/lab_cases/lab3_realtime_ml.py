@@ -5,25 +5,34 @@ and, for tests/test_lab3_fairness.py, every plausible wrong solution of each par
 Each dict maps a solution cell's grade id to the code a student puts there.
 """
 
-# Correct, but written differently from the reference: DuckDB's ASOF JOIN for the point-in-time join, a
+# Correct, but written differently from the reference: Feast's point-in-time join (lesson 19), a
 # random forest, mlflow.register_model after logging and the champion loaded by its alias, and a scorer
 # that polls one event at a time, one transaction per event, from offsets it looks up, the hour from datetime.
 ALTERNATIVE = {
     "part-a-solution": '''
 def training_set(payments, risk, as_of):
-    import duckdb
+    """With Feast (lesson 19): a feature view over the risk feed, no ttl, and its point-in-time join."""
+    import tempfile
+    from datetime import timedelta
 
+    from feast import Entity, FeatureView, Field, FileSource, ValueType
+    from feast.types import Int64
+
+    from coursekit import featurestore
+
+    path = tempfile.mkdtemp(prefix="lab3-feast-") + "/risk.parquet"
+    risk.to_parquet(path)
+    customer = Entity(name="lab3_customer", join_keys=["customer_id"], value_type=ValueType.STRING)
+    view = FeatureView(name="lab3_customer_risk", entities=[customer], ttl=timedelta(0),   # 0: no ttl
+                       schema=[Field(name="chargebacks_90d", dtype=Int64)],
+                       source=FileSource(name="lab3_risk", path=path, timestamp_field="event_timestamp"))
+    store = featurestore.feature_store()
+    store.apply([customer, view])
     labelled = payments[payments["label_at"] <= as_of]
-    con = duckdb.connect()
-    con.register("p", labelled)
-    con.register("r", risk)
-    out = con.sql("""
-        SELECT p.payment_id, p.amount, p.new_device, p.night, COALESCE(r.chargebacks_90d, 0)::BIGINT AS chargebacks_90d,
-               p.is_fraud
-        FROM p ASOF LEFT JOIN r ON p.customer_id = r.customer_id AND p.created_at >= r.event_timestamp
-    """).df()
-    con.close()
-    return out
+    rows = labelled[["payment_id", "customer_id", "created_at"]].rename(columns={"created_at": "event_timestamp"})
+    joined = store.get_historical_features(entity_df=rows, features=["lab3_customer_risk:chargebacks_90d"]).to_df()
+    counts = joined.set_index("payment_id")["chargebacks_90d"].fillna(0).astype("int64")
+    return labelled.assign(chargebacks_90d=labelled["payment_id"].map(counts))[["payment_id", *FEATURES, "is_fraud"]]
 ''',
     "part-b-solution": '''
 def train_model(train):
