@@ -1,5 +1,5 @@
 """The ``coursekit`` command: doctor, start, stop, status, fetch-jars, fetch-sandbox, clean, release, dist, bench,
-grade-bench."""
+grade-bench, contents."""
 
 from __future__ import annotations
 
@@ -193,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--lab", default="lab2_realtime_orders")
     grade.add_argument("-n", type=int, default=20, help="number of submissions (default 20)")
     grade.add_argument("--workers", type=int, default=2, help="nbgrader processes at once (default 2)")
+    contents = sub.add_parser("contents", help="regenerate CONTENTS.md, the README's table of lessons and labs and "
+                                               "every lesson's navigation cell (never edit them by hand)")
+    contents.add_argument("--course", type=Path, default=Path.cwd(), help="course directory (default: here)")
+    contents.add_argument("--check", action="store_true", help="only report what is out of date")
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
@@ -262,6 +266,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         figures = bench.grade_throughput(root, args.lab, root / labs.CONFIG, args.n, args.workers)
         print(" | ".join(f"{k}: {v:.1f}" if isinstance(v, float) else f"{k}: {v}" for k, v in figures.items()))
         return 0 if figures["scores_right"] else 1
+    if args.command == "contents":
+        from coursekit import contents
+
+        stale = contents.generate(args.course.resolve(), write=not args.check)
+        verb = "out of date (run `coursekit contents`)" if args.check else "regenerated"
+        print(f"{verb}: {', '.join(stale)}" if stale else "the contents are up to date")
+        return 1 if (args.check and stale) else 0
     raise AssertionError(args.command)
 
 

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 # what a learner needs; everything else of the course directory stays with the instructor
-INCLUDED = ("notebooks", "release", "src", "jupyter_config", "pyproject.toml", "requirements.in",
+INCLUDED = ("notebooks", "release", "src", "jupyter_config", "CONTENTS.md", "pyproject.toml", "requirements.in",
             "requirements.lock", "environment.yml", "postBuild", "start", "course", ".gitignore")
 IGNORED = ("__pycache__", "*.pyc", "*.egg-info", ".ipynb_checkpoints")
 # README sections and layout rows that are about authoring, grading or testing the course
