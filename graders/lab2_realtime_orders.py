@@ -341,38 +341,7 @@ class _Crashes:
 
 
 CRASH_SETUP = '''
-def _lab2_fresh(function, *args, **kwargs):
-    """function(*args, **kwargs) in a forked child, as a restarted worker runs it; its value (JSON data)."""
-    import io, json, os, signal, sys, traceback
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        sys.stdout = sys.stderr = printed = io.StringIO()
-        try:
-            reply = {"value": function(*args, **kwargs)}
-            json.dumps(reply)
-        except BaseException:
-            reply = {"error": traceback.format_exc()}
-        reply["printed"] = printed.getvalue()
-        with os.fdopen(write_end, "w") as pipe:
-            pipe.write(json.dumps(reply))
-        os._exit(0)
-    os.close(write_end)
-    chunks = []
-    try:
-        with os.fdopen(read_end, "rb") as pipe:
-            while chunk := pipe.read(65536):
-                chunks.append(chunk)
-    finally:
-        if not chunks:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    reply = json.loads(b"".join(chunks) or b'{"error": "the process died", "printed": ""}')
-    print(reply["printed"], end="")
-    if "error" in reply:
-        raise RuntimeError(f"{getattr(function, '__name__', function)} failed in its process:\\n{reply['error']}")
-    return reply["value"]
+from coursekit.processes import in_a_fresh_process as _lab2_fresh
 
 
 def _lab2_crash(folder, k):

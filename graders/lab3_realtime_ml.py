@@ -367,64 +367,18 @@ json.dump(scores, open(f"{folder}/scores.json", "w"))
 '''
 
 CRASH_SETUP = '''
-def _lab3_fresh(function, *args, crash_at=None, **kwargs):
-    """function(*args, **kwargs) in a forked child, as a restarted worker runs it; its value (JSON data).
-    With crash_at: the child's Kafka producer delivers its crash_at-th record, then the process dies."""
-    import io, json, os, signal, sys, tempfile, traceback
-    marker = tempfile.mktemp(prefix="lab3-crash-")
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        sys.stdout = sys.stderr = printed = io.StringIO()
-        try:
-            if crash_at is not None:
-                import confluent_kafka
-                class _Dying(confluent_kafka.Producer):
-                    produced = 0
-                    def produce(self, *a, **k):
-                        super().produce(*a, **k)
-                        _Dying.produced += 1
-                        if _Dying.produced >= crash_at:
-                            self.flush(10)
-                            open(marker, "w").close()
-                            os._exit(17)
-                    def produce_batch(self, topic, messages, *a, **k):
-                        done = super().produce_batch(topic, messages, *a, **k)
-                        _Dying.produced += len(messages)
-                        if _Dying.produced >= crash_at:
-                            self.flush(10)
-                            open(marker, "w").close()
-                            os._exit(17)
-                        return done
-                confluent_kafka.Producer = _Dying
-                function.__globals__["Producer"] = _Dying
-            reply = {"value": function(*args, **kwargs)}
-            json.dumps(reply)
-        except BaseException:
-            reply = {"error": traceback.format_exc()}
-        reply["printed"] = printed.getvalue()
-        with os.fdopen(write_end, "w") as pipe:
-            pipe.write(json.dumps(reply))
-        os._exit(0)
-    os.close(write_end)
-    chunks = []
+from coursekit.processes import CRASH_EXIT as _CRASH_EXIT, Died as _Died, in_a_fresh_process as _lab3_fresh
+from coursekit.processes import producer_dies_after as _dies_after
+
+
+def _lab3_crashing(function, *args, crash_at, **kwargs):
     try:
-        with os.fdopen(read_end, "rb") as pipe:
-            while chunk := pipe.read(65536):
-                chunks.append(chunk)
-    finally:
-        if not chunks:
-            os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-    if crash_at is not None and os.path.exists(marker) and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 17:
-        os.unlink(marker)
-        return "crashed"
-    reply = json.loads(b"".join(chunks) or b'{"error": "the process died", "printed": ""}')
-    print(reply["printed"], end="")
-    if "error" in reply:
-        raise RuntimeError(f"{getattr(function, '__name__', function)} failed in its process:\\n{reply['error']}")
-    return reply["value"]
+        _lab3_fresh(function, *args, prepare=lambda: _dies_after(crash_at, function.__globals__), **kwargs)
+    except _Died as died:
+        if died.exit_code == _CRASH_EXIT:
+            return "crashed"
+        raise
+    return "finished without a crash"
 
 
 def _lab3_in_tz(zone, call):
@@ -560,7 +514,7 @@ def part_d_tests(rng: Any) -> Hidden:
 
     args = f"{source!r}, {out!r}, {group!r}, {name!r}, _lab3_risk"
     calls = [f"_lab3_fresh(score_stream, {args}, max_events={stop})",
-             f"_lab3_fresh(score_stream, {args}, crash_at={crash_at})",
+             f"_lab3_crashing(score_stream, {args}, crash_at={crash_at})",
              f"_lab3_fresh(score_stream, {args})"]
     setup = (f"{CRASH_SETUP}\nimport json as _json\n_lab3_risk = _json.load(open({str(folder / 'risk.json')!r}))\n"
              f"use_store({str(folder)!r}, create=False)")

@@ -1,0 +1,112 @@
+"""Run a function in a fresh, forked process, as a restarted worker runs it (the labs' restart and crash tests).
+
+::
+
+    from coursekit.processes import in_a_fresh_process, Died
+    read = in_a_fresh_process(count_paid, topic, group, db_path, max_events=20)
+
+Nothing the call keeps in Python memory survives it: a consumer that remembers what it processed in a
+global, a mutable default argument or a cache is caught. The child inherits the parent's state at the
+fork (imports, the tracking URI, the time zone), runs the call, sends back its value (JSON data) and what it
+printed, and exits without running anything else. ``prepare()``, when given, runs in the child first (a
+test's hook: a producer that dies at a chosen moment). A child that exits without answering (``os._exit``,
+a signal) raises :class:`Died` with its exit status. POSIX only (``os.fork``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+
+class Died(RuntimeError):
+    """The child process ended without sending its value back."""
+
+    def __init__(self, name: str, status: int) -> None:
+        code = os.waitstatus_to_exitcode(status)
+        how = f"exit status {code}" if code >= 0 else f"signal {-code}"
+        super().__init__(f"{name} died in its process ({how}) before it returned")
+        self.exit_code = code
+
+
+def in_a_fresh_process(function: Callable[..., Any], *args: Any, prepare: Callable[[], None] | None = None,
+                       **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)`` in a forked child process; its value (JSON data). What the child printed is
+    printed here; its exception is raised here as a ``RuntimeError`` holding the child's traceback."""
+    name = getattr(function, "__name__", repr(function))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: run the call, send back its value, and exit without running anything else
+        os.close(read_end)
+        sys.stdout = sys.stderr = printed = io.StringIO()
+        try:
+            if prepare is not None:
+                prepare()
+            reply = {"value": function(*args, **kwargs)}
+            json.dumps(reply)
+        except BaseException:  # noqa: BLE001 - raised again in the parent
+            reply = {"error": traceback.format_exc()}
+        reply["printed"] = printed.getvalue()
+        with os.fdopen(write_end, "w") as pipe:
+            pipe.write(json.dumps(reply))
+        os._exit(0)
+    os.close(write_end)
+    chunks = []
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            while chunk := pipe.read(65536):
+                chunks.append(chunk)
+    finally:
+        if not chunks:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    if not chunks:
+        raise Died(name, status)
+    reply = json.loads(b"".join(chunks))
+    print(reply["printed"], end="")
+    if "error" in reply:
+        raise RuntimeError(f"{name} failed in its process:\n{reply['error']}")
+    return reply["value"]
+
+
+CRASH_EXIT = 17   # the exit status of a process that :func:`producer_dies_after` ended
+
+
+def producer_dies_after(n: int, *namespaces: dict[str, Any]) -> None:
+    """A ``prepare`` hook for :func:`in_a_fresh_process`: a crash just after a record reached Kafka's log.
+
+    ``confluent_kafka.Producer`` (and the name ``Producer`` in each namespace given, such as a function's
+    ``__globals__``) becomes a subclass that, once ``n`` records have been produced (``produce`` or
+    ``produce_batch``), flushes them and ends the process at once with :data:`CRASH_EXIT`: nothing after it
+    runs, and a transaction it had open is left open, as when a worker is killed.
+    """
+    import confluent_kafka
+
+    class _Dying(confluent_kafka.Producer):
+        produced = 0
+
+        def _count(self, records: int) -> None:
+            _Dying.produced += records
+            if _Dying.produced >= n:
+                self.flush(10)   # the records are in the log ...
+                os._exit(CRASH_EXIT)   # ... and the process ends before anything else
+
+        def produce(self, *args: Any, **kwargs: Any) -> None:
+            super().produce(*args, **kwargs)
+            self._count(1)
+
+        def produce_batch(self, topic: str, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
+            done = super().produce_batch(topic, messages, *args, **kwargs)
+            self._count(len(messages))
+            return done
+
+    confluent_kafka.Producer = _Dying
+    for namespace in namespaces:
+        if "Producer" in namespace:
+            namespace["Producer"] = _Dying
