@@ -223,3 +223,29 @@ def check_every_wrong_solution_loses_its_part(lab: str, work: Path, monkeypatch:
     unseen = sorted(name for name in {n for n, t, _ in plan if t not in seen_elsewhere}
                     if not any(yes for (n, _, how), yes in failed.items() if n == name and how == "visible"))
     assert not unseen, f"wrong solutions that pass every visible test of their part: {unseen}"
+
+
+def lab_tests(lab: str, parts: dict[str, str], secret: str, secret_env: str) -> tuple[Any, Any, Any]:
+    """The three fairness tests of a lab whose parts are plain functions (Labs 2 and 3): assign them to
+    ``test_…`` names in ``tests/test_lab<N>_fairness.py``. The hidden data uses the fixed course secret
+    ``secret`` (the same on every run), or ``$<secret_env>`` to try others."""
+    import os
+
+    import pytest
+
+    def test_each_part_s_tests_call_only_that_part_s_function() -> None:
+        check_parts_are_independent(lab, parts)
+
+    def test_each_wrong_solution_replaces_one_part_with_its_function_only() -> None:
+        check_each_wrong_replaces_one_part(lab, parts)
+
+    @pytest.mark.notebooks
+    @pytest.mark.engines
+    @pytest.mark.cost(f"lab {lab}: fairness")
+    def test_every_wrong_solution_loses_its_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                bootstrap: str) -> None:
+        check_every_wrong_solution_loses_its_part(lab, tmp_path, monkeypatch, os.environ.get(secret_env, secret))
+
+    return (test_each_part_s_tests_call_only_that_part_s_function,
+            test_each_wrong_solution_replaces_one_part_with_its_function_only,
+            test_every_wrong_solution_loses_its_part)

@@ -4,31 +4,12 @@ How, and why that is enough, is in ``tests/fairness.py``; the wrong solutions ar
 ``tests/lab_cases/lab2_realtime_orders.py``.
 """
 
-from __future__ import annotations
-
-import os
-from pathlib import Path
-
-import pytest
-
 import fairness
 
 LAB = "lab2_realtime_orders"
 PARTS = {"a": "publish_orders", "b": "windowed_revenue", "c": "route_malformed", "d": "count_paid"}
 SECRET = "lab2 fairness: a fixed course secret, so the hidden data is the same on every run"
 
-
-def test_each_part_s_tests_call_only_that_part_s_function() -> None:
-    fairness.check_parts_are_independent(LAB, PARTS)
-
-
-def test_each_wrong_solution_replaces_one_part_with_its_function_only() -> None:
-    fairness.check_each_wrong_replaces_one_part(LAB, PARTS)
-
-
-@pytest.mark.notebooks
-@pytest.mark.engines
-@pytest.mark.cost("lab lab2_realtime_orders: fairness")
-def test_every_wrong_solution_loses_its_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bootstrap: str) -> None:
-    fairness.check_every_wrong_solution_loses_its_part(LAB, tmp_path, monkeypatch,
-                                                       os.environ.get("LAB2_FAIRNESS_SECRET", SECRET))
+(test_each_part_s_tests_call_only_that_part_s_function,
+ test_each_wrong_solution_replaces_one_part_with_its_function_only,
+ test_every_wrong_solution_loses_its_part) = fairness.lab_tests(LAB, PARTS, SECRET, "LAB2_FAIRNESS_SECRET")
