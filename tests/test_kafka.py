@@ -67,6 +67,9 @@ def test_dead_broker_is_restarted(isolated_home: Path) -> None:
     while kafka.status() is not None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert kafka.status() is None, "a killed broker is not reported as running"
+    # the system releases a killed process's listening sockets a moment after it is gone: wait for its ports
+    while not (kafka.port_free(first.port) and kafka.port_free(first.controller_port)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     second = kafka.start()
     assert second.pid != first.pid
     assert kafka.stop() is True
