@@ -1,5 +1,5 @@
-"""The ``coursekit`` command: doctor, start, stop, status, fetch-jars, fetch-sandbox, clean, release, dist, bench,
-grade-bench, contents."""
+"""The ``coursekit`` command: doctor, start, stop, status, fetch-jars, fetch-native, fetch-sandbox, clean, release,
+dist, bench, grade-bench, contents."""
 
 from __future__ import annotations
 
@@ -173,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("engine", choices=ENGINES)
     sub.add_parser("status", help="show the embedded engines and the state directory")
     sub.add_parser("fetch-jars", help="resolve the JVM jars with Maven into the environment (shared by its users)")
+    native = sub.add_parser("fetch-native", help="install the engines that are neither Python nor JVM (Azurite with "
+                                                 "npm; the Kubernetes control plane and kwok built with Go) into "
+                                                 "the environment (shared by its users)")
+    native.add_argument("engines", nargs="*", help="only these (default: all); one that fails does not stop the rest")
     sub.add_parser("fetch-sandbox", help="install bubblewrap (bwrap), which grading isolates submissions with, "
                                          "into the environment (Debian/Ubuntu, no root)")
     clean = sub.add_parser("clean", help="strip outputs and execution counts from notebooks")
@@ -226,6 +230,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         for bundle in jars.BUNDLES:
             print(f"{bundle}: {jars.fetch(bundle)}")
         return 0
+    if args.command == "fetch-native":
+        return _fetch_native(args.engines)
     if args.command == "fetch-sandbox":
         from coursekit import sandbox
 
@@ -274,6 +280,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{verb}: {', '.join(stale)}" if stale else "the contents are up to date")
         return 1 if (args.check and stale) else 0
     raise AssertionError(args.command)
+
+
+def _fetch_native(names: list[str]) -> int:
+    import time
+
+    from coursekit import builds
+
+    failed = 0
+    for name in names or list(builds.ENGINES):
+        started = time.monotonic()
+        if not builds.is_installed(name):
+            print(f"installing {name}: {builds.ENGINES[name].note} ...", file=sys.stderr, flush=True)
+        try:
+            where = builds.install(name)
+        except CourseError as exc:
+            failed += 1
+            print(f"{name}: not installed: {exc}", file=sys.stderr)
+            continue
+        print(f"{name}: {where} ({time.monotonic() - started:.0f} s)")
+    return 1 if failed else 0
 
 
 def _clean(paths: list[Path], *, check: bool) -> int:

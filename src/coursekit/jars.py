@@ -20,7 +20,7 @@ from pathlib import Path
 
 from coursekit.errors import JarsMissing
 
-BUNDLES = ("kafka-broker", "spark-kafka")
+BUNDLES = ("kafka-broker", "spark-kafka", "spark-delta")
 JARS_ENV = "COURSEKIT_JARS"
 _STAMP = ".pom-sha256"
 

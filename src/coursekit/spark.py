@@ -9,6 +9,8 @@ By default Spark runs in-process in ``local[2]`` mode with a 512 MB driver, Arro
 progress bars off and JVM logs written to ``<state>/spark/logs`` instead of the notebook.
 ``spark-sql-kafka`` (same version as pyspark) is on the classpath, so
 ``readStream.format("kafka")`` reaches :func:`coursekit.kafka.bootstrap_servers`.
+``session(delta=True)`` adds Delta Lake (``delta-spark`` 4.4.0: its SQL extension and catalog), for
+``format("delta")`` tables; it costs a few seconds more at start-up, so only lessons that use Delta ask for it.
 
 ``SPARK_REMOTE=sc://host:15002`` connects to a Spark Connect server instead; ``SPARK_MASTER``
 (e.g. ``spark://host:7077``) runs the driver here against that cluster manager.
@@ -37,12 +39,27 @@ DRIVER_MEMORY = "512m"
 
 
 
-def connector_jars() -> list[Path]:
-    """The jars of Spark's Kafka connector that pyspark does not ship itself."""
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def connector_jars(bundle: str = "spark-kafka") -> list[Path]:
+    """The jars of a bundle (Spark's Kafka connector; ``spark-delta``) that pyspark does not ship itself."""
     import pyspark
 
     shipped = {_artifact(p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
-    return [jar for jar in jars.require("spark-kafka") if _artifact(jar.name) not in shipped]
+    return [jar for jar in jars.require(bundle) if _artifact(jar.name) not in shipped]
+
+
+def _jars(delta: bool) -> list[Path]:
+    """The Kafka connector's jars, and with ``delta`` Delta Lake's, each artifact once."""
+    chosen: dict[str, Path] = {}
+    for bundle in ("spark-kafka", "spark-delta") if delta else ("spark-kafka",):
+        for jar in connector_jars(bundle):
+            chosen.setdefault(_artifact(jar.name), jar)
+    return list(chosen.values())
 
 
 def _artifact(filename: str) -> str:
@@ -80,8 +97,9 @@ def _require_reachable(remote: str) -> None:
             time.sleep(0.5)
 
 
-def local_settings(**conf: str) -> dict[str, str]:
-    """The Spark settings of the course's driver: ``local[2]`` (or ``$SPARK_MASTER``), small, quiet, UTC."""
+def local_settings(*, delta: bool = False, **conf: str) -> dict[str, str]:
+    """The Spark settings of the course's driver: ``local[2]`` (or ``$SPARK_MASTER``), small, quiet, UTC;
+    with ``delta``, Delta Lake's jars and SQL extension too."""
     home = engine_dir("spark")
     log4j = home / "log4j2.properties"
     log4j.write_text(log4j2_to_file(home / "spark.log", level="warn"))
@@ -91,7 +109,7 @@ def local_settings(**conf: str) -> dict[str, str]:
         "spark.master": os.environ.get(MASTER_ENV, "").strip() or DEFAULT_MASTER,
         "spark.driver.memory": DRIVER_MEMORY,
         "spark.driver.extraJavaOptions": java_opts,
-        "spark.jars": ",".join(str(j) for j in connector_jars()),
+        "spark.jars": ",".join(str(j) for j in _jars(delta)),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.shuffle.partitions": "4",
@@ -102,26 +120,31 @@ def local_settings(**conf: str) -> dict[str, str]:
         "spark.sql.warehouse.dir": str(home / "warehouse"),
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
+        **(DELTA_CONF if delta else {}),
         **conf,
     }
 
 
-def session(app_name: str = "coursekit", **conf: str) -> SparkSession:
-    """Return the course's ``SparkSession`` (created once per kernel); ``conf`` adds Spark settings."""
+def session(app_name: str = "coursekit", *, delta: bool = False, **conf: str) -> SparkSession:
+    """Return the course's ``SparkSession`` (created once per kernel); ``conf`` adds Spark settings.
+
+    ``delta=True`` adds Delta Lake (against ``SPARK_REMOTE``, only its two settings: the server must have
+    the jars). A kernel's session is created once: ask for Delta in the first call.
+    """
     from pyspark.sql import SparkSession
 
     remote = os.environ.get(REMOTE_ENV, "").strip()
     if remote:
         _require_reachable(remote)
         builder = SparkSession.builder.remote(remote).appName(app_name)
-        for key, value in conf.items():
+        for key, value in {**(DELTA_CONF if delta else {}), **conf}.items():
             builder = builder.config(key, value)
         return builder.getOrCreate()
 
     java = require_java()
     os.environ.setdefault("JAVA_HOME", str(java.resolve().parent.parent))
     home = engine_dir("spark")
-    settings = local_settings(**conf)
+    settings = local_settings(delta=delta, **conf)
     builder = SparkSession.builder.appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
