@@ -14,8 +14,9 @@ jars (:mod:`coursekit.jars`), they belong to the environment, not to a user: by 
 reinstalled only when its manifest changes (a stamp holds the manifest's digest).
 
 The Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and kwok, which
-simulates its nodes, are compiled from their Go modules: about 12 CPU-minutes the first time on a 2-core
-machine (Go's module and build caches make a rebuild quick), about 300 MB of stripped binaries.
+simulates its nodes, are compiled from their Go modules: measured here, 17 CPU-minutes (14 minutes of wall time
+on a busy 2-core machine) when Go's caches are empty, 90 s when its build cache has them (a second clone, a new
+environment); about 400 MB of stripped binaries.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ ENGINES: dict[str, Engine] = {
         (*(f"go/{m}/{f}" for m in ("etcd", "kubernetes", "kwok") for f in ("go.mod", "go.sum")), "go/etcd/main.go"),
         ("bin/etcd", "bin/kube-apiserver", "bin/kube-controller-manager", "bin/kube-scheduler", "bin/kwok"),
         "install Go 1.26 or newer (https://go.dev/doc/install; Debian's golang package is older)",
-        "compiled with Go, about 12 CPU-minutes the first time (6 on 2 cores), once per environment"),
+        "compiled with Go: about 17 CPU-minutes on a machine that never built it (14 minutes on a busy 2-core "
+        "machine), 1-2 minutes with Go's build cache; once per environment"),
 }
 
 # what `go build` compiles in each wrapper module (the etcd module's own main.go is its `.`)
