@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,22 @@ _GO_PACKAGES = {
 }
 
 
+def _version_flags(module: str) -> list[str]:
+    """``-X`` link flags that stamp the release into what the binaries report (``/version``, ``--version``):
+    built with plain ``go build``, Kubernetes' components would say v0.0.0-master (its own build scripts set
+    these); etcd and kwok carry their version as constants."""
+    if module != "kubernetes":
+        return []
+    # go.mod requires it in a block (marked indirect: only the `tool` lines use it)
+    text = _manifest("go/kubernetes/go.mod").decode()
+    found = re.search(r"^\s*(?:require\s+)?k8s\.io/kubernetes (v(\d+)\.(\d+)\.\d+)\b", text, re.MULTILINE)
+    if found is None:
+        raise ValueError("go/kubernetes/go.mod does not require k8s.io/kubernetes at an exact version")
+    version, major, minor = found.groups()
+    stamp = {"gitVersion": version, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
+    return [f"-X k8s.io/component-base/version.{key}={value}" for key, value in stamp.items()]
+
+
 def _engine(name: str) -> Engine:
     if name not in ENGINES:
         raise ValueError(f"unknown native engine {name!r}; choose one of {', '.join(ENGINES)}")
@@ -90,6 +107,9 @@ def _digest(name: str) -> str:
     sha = hashlib.sha256()
     for path in _engine(name).manifests:
         sha.update(path.encode() + b"\0" + _manifest(path) + b"\0")
+    if _engine(name).tool == "go":  # how it is built is part of what is installed
+        for module, packages in _GO_PACKAGES.items():
+            sha.update(" ".join([module, *packages, *_version_flags(module)]).encode() + b"\0")
     return sha.hexdigest()
 
 
@@ -166,7 +186,8 @@ def install(name: str) -> Path:
         for module, packages in _GO_PACKAGES.items():
             # -trimpath and stripped symbols: reproducible, and half the size; the default -mod=readonly fails
             # rather than change a pinned go.mod or go.sum
-            _run([tool, "build", "-trimpath", "-ldflags=-s -w", "-o", str(staging / "bin") + "/", *packages],
+            ldflags = " ".join(["-s", "-w", *_version_flags(module)])
+            _run([tool, "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(staging / "bin") + "/", *packages],
                  staging / "src" / "go" / module, name)
     (staging / _STAMP).write_text(_digest(name))
     shutil.rmtree(target, ignore_errors=True)
