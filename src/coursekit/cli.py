@@ -127,11 +127,18 @@ def _check_state() -> tuple[bool, str, str]:
     return ok, str(path), "set COURSEKIT_HOME to a writable directory"
 
 
-def _check_serving() -> tuple[bool, str, str]:
-    from coursekit import serving
+def _module_check(module: str) -> Callable[[], tuple[bool, str, str]]:
+    """The ``check()`` of an engine module (imported only when the check runs: some import slowly)."""
+    def run() -> tuple[bool, str, str]:
+        import importlib
 
-    return serving.check()
+        return importlib.import_module(f"coursekit.{module}").check()
+    return run
 
+
+# the engine modules with a check of their own, in the doctor's order: (name in the table, module)
+MODULE_CHECKS = (("model server", "serving"), ("object stores", "objectstore"), ("functions", "functions"),
+                 ("mqtt", "mqtt"), ("iceberg", "iceberg"))
 
 INSTRUCTOR_CHECKS = ("grading sandbox",)  # what only the instructor's copy needs: it grades the labs
 
@@ -143,7 +150,8 @@ def checks() -> list[tuple[str, Callable[[], tuple[bool, str, str]]]]:
         ("python", _check_python), ("java", _check_java), ("maven", _check_maven),
         *[(f"jars: {b}", _check_jars(b)) for b in jars.BUNDLES],
         ("kafka", _check_kafka), ("duckdb", _check_duckdb), ("policy", _check_policy),
-        ("memory", _check_memory), ("state dir", _check_state), ("model server", _check_serving),
+        ("memory", _check_memory), ("state dir", _check_state),
+        *[(name, _module_check(module)) for name, module in MODULE_CHECKS],
         ("grading sandbox", _check_sandbox),
     ]
 

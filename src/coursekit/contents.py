@@ -33,8 +33,8 @@ README_START, README_END = "<!-- contents:start -->", "<!-- contents:end -->"
 # stream (3) with a feature store and a registered model (5).
 LAB_OBJECTIVES: dict[str, tuple[int, ...]] = {"Lab 1": (1, 2), "Lab 2": (3,), "Lab 3": (3, 5)}
 
-# Where each lesson's ideas come back, from the lessons' own text and the syllabus. Lessons not written yet
-# (14-17, 22, 23) get their row when they are; a target not written yet is shown as "to come".
+# Where each lesson's ideas come back, from the lessons' own text and the syllabus; a target not written yet is
+# shown as "to come". Lesson 23, the capstone, is where every part comes back.
 COMES_BACK: dict[str, tuple[str, ...]] = {
     "01": ("02", "10", "18", "23"),             # Brightcart's domains, events and models; the platform end to end
     "02": ("03", "04", "05", "Lab 1"),          # domain datasets become products, governed, migrated
@@ -46,13 +46,18 @@ COMES_BACK: dict[str, tuple[str, ...]] = {
     "08": ("09", "21", "Lab 1"),                # pandera validation of training data; Lab 1's grader
     "09": ("21", "22", "Lab 1"),                # versioned tables (time travel) and data SLOs
     "10": ("11", "12", "22", "Lab 2"),          # event-time windows and watermarks; streaming into tables
-    "11": ("12", "13", "20", "Lab 2", "Lab 3"),  # topics, consumer groups, transactions
+    "11": ("12", "13", "17", "20", "Lab 2", "Lab 3"),  # topics, consumer groups, transactions; the MQTT bridge
     "12": ("Lab 2",),                           # the live metric from streaming aggregates
-    "13": ("21", "Lab 2"),                      # dead-letter topics; change events driving pipelines
+    "13": ("15", "21", "Lab 2"),                # dead-letter queues; change events driving pipelines
+    "14": ("15", "22", "23"),                   # the object stores under functions and tables; the cost model
+    "15": ("17", "23"),                         # idempotent handlers of at-least-once events; serverless costs
+    "16": ("23",),                              # where batch and Spark jobs run, in the architectures compared
+    "17": ("23",),                              # the edge feeding Kafka, in the platform end to end
     "18": ("19", "20", "21", "Lab 3"),          # tracking, registry, aliases
     "19": ("20", "21", "Lab 3"),                # point-in-time features, online store
     "20": ("21", "Lab 3"),                      # scoring a Kafka stream with a registered model
-    "21": ("Lab 3",),                           # validated, versioned training data
+    "21": ("Lab 3", "23"),                      # validated, versioned training data
+    "22": ("23",),                              # the lakehouse table of the platform end to end
 }
 
 # "What runs": an engine is listed when a code cell imports one of its modules (or a submodule of one).
@@ -66,6 +71,11 @@ ENGINES: dict[str, tuple[str, ...]] = {
     "Rego policies": ("coursekit.policy", "regopy"),
     "SQLMesh": ("coursekit.transform", "sqlmesh"),
     "Delta Lake": ("coursekit.lake", "deltalake"),
+    "Iceberg": ("coursekit.iceberg", "pyiceberg"),
+    "object stores": ("coursekit.objectstore", "s3fs", "gcsfs", "adlfs", "moto"),
+    "functions": ("coursekit.functions", "functions_framework"),
+    "Kubernetes": ("coursekit.kube", "kubernetes"),
+    "MQTT": ("coursekit.mqtt", "paho", "amqtt"),
 }
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.DOTALL | re.MULTILINE)
