@@ -410,7 +410,7 @@ def _check_one(cloud: str) -> tuple[bool, str, str]:
             return False, f"{cloud}: {getattr(exc, 'problem', exc)}", fix
         return True, f"{cloud}: {store.endpoint or 'the cloud itself'} (from {ENV[cloud]})", ""
     if cloud in ("s3", "gcs"):
-        module, package = {"s3": ("moto", "moto[server]"), "gcs": ("gcp_storage_emulator", "gcp-storage-emulator")}[
+        module, package = {"s3": ("moto", "moto (S3 server)"), "gcs": ("gcp_storage_emulator", "gcp-storage-emulator")}[
             cloud]
         if importlib.util.find_spec(module) is None:
             return False, f"{cloud}: the emulator ({package}) is not installed", "run `./course setup`"
