@@ -28,10 +28,15 @@ answers an MQTT CONNECT and starts nothing. On a broker shared by a class, :func
 name in front of topics (``ada/l17/...``) and :func:`client` in front of client ids (a broker disconnects
 the older of two connections with one client id), as :mod:`coursekit.naming` does for Kafka and MLflow.
 
-The embedded broker keeps retained messages and persistent sessions in memory: :func:`stop` loses them,
-unlike Mosquitto with ``persistence true``. amqtt 0.12.1 also discards a QoS 1 message in flight to a
-subscriber whose connection ends, or that sends no PUBACK within 5 s, where MQTT 3.1.1 (section 4.4) has the
-broker resend it when a persistent session reconnects. It speaks MQTT 3.1.1 only; MQTT 5 (Mosquitto, EMQX) adds reason
+The embedded broker keeps retained messages in memory: :func:`stop` loses them, unlike Mosquitto with
+``persistence true``. Where amqtt 0.12.1 departs from MQTT 3.1.1: it discards a QoS 1 message in flight to a
+subscriber whose connection ends, or that sends no PUBACK within 5 s, where section 4.4 has the broker resend
+it when a persistent session reconnects; it keeps no persistent session (``clean_session=False``) for an
+anonymous client, and the embedded broker admits every client anonymously, so nothing is queued for a
+disconnected client and its session is deleted about a second later; it does not close a connection that
+stays silent past the keep-alive (section 3.1.2.10), so a will waits for TCP to fail; and it sends a
+connecting client the retained messages matching any client's subscriptions (:func:`client` drops those).
+It speaks MQTT 3.1.1 only; MQTT 5 (Mosquitto, EMQX) adds reason
 codes on every acknowledgement, message and session expiry, topic aliases, user properties, shared
 subscriptions and a will delay interval.
 """
