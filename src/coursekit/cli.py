@@ -138,7 +138,7 @@ def _module_check(module: str) -> Callable[[], tuple[bool, str, str]]:
 
 # the engine modules with a check of their own, in the doctor's order: (name in the table, module)
 MODULE_CHECKS = (("model server", "serving"), ("object stores", "objectstore"), ("functions", "functions"),
-                 ("mqtt", "mqtt"), ("iceberg", "iceberg"))
+                 ("kubernetes", "kube"), ("mqtt", "mqtt"), ("iceberg", "iceberg"))
 
 INSTRUCTOR_CHECKS = ("grading sandbox",)  # what only the instructor's copy needs: it grades the labs
 
