@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -55,3 +58,39 @@ def test_a_producer_dies_just_after_its_nth_record_reached_the_log(bootstrap: st
         assert [r.value for r in kafka.read_all(topic)] == [0, 1, 2], "three records reached the log, no more"
     finally:
         kafka.delete_topics([topic])
+
+
+STARTER = """
+import subprocess, sys, time
+from coursekit.processes import tied_to_this_process
+server = subprocess.Popen(tied_to_this_process(["/bin/sleep", "60"], "a sleeper"))
+print(server.pid, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_tied_server_ends_when_the_process_that_started_it_is_killed() -> None:
+    import psutil
+
+    starter = subprocess.Popen([sys.executable, "-c", STARTER], stdout=subprocess.PIPE, text=True)
+    assert starter.stdout is not None
+    server = psutil.Process(int(starter.stdout.readline()))
+    deadline = time.monotonic() + 10
+    while server.cmdline()[:1] != ["/bin/sleep"] and time.monotonic() < deadline:
+        time.sleep(0.05)  # the launcher sets PR_SET_PDEATHSIG, then becomes the command itself (exec)
+    assert server.cmdline()[:1] == ["/bin/sleep"], server.cmdline()
+    starter.kill()  # as a kernel is killed: no clean-up of its own runs
+    starter.wait()
+    starter.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if server.status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    else:
+        server.kill()
+        raise AssertionError("the server outlived the process that started it")

@@ -52,6 +52,7 @@ from urllib.parse import unquote_plus, urlsplit
 from coursekit.config import engine_dir
 from coursekit.errors import EngineFailed, EngineUnreachable, PortInUse
 from coursekit.kafka import port_free
+from coursekit.processes import tied_to_this_process
 
 if TYPE_CHECKING:
     import requests
@@ -63,16 +64,6 @@ START_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 30.0
 STOP_GRACE = 5.0
 
-# Runs in the function's own process before it becomes `python -m functions_framework`: on Linux, ask for SIGTERM
-# when the process that started it dies (a killed kernel leaves no server behind), then exec.
-_LAUNCHER = """\
-import ctypes, os, signal, sys
-if sys.platform.startswith("linux"):
-    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    if os.getppid() != int(sys.argv[1]):
-        sys.exit("the process that started the function has already exited")
-os.execv(sys.argv[2], sys.argv[2:])
-"""
 
 
 @dataclass
@@ -211,7 +202,7 @@ def start(source: str | Path, target: str, *, port: int | None = None, threads: 
     log = engine_dir("functions") / f"{target}-{port}.log"
     started_at = time.monotonic()
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command(source, target, port)],
+        process = subprocess.Popen(tied_to_this_process(command(source, target, port), "the function"),
                                    stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
                                    env=_environment(threads, env or {}), cwd=source.parent, start_new_session=True)
     fn = Function(url=f"http://{HOST}:{port}/", target=target, source=source, process=process, log=log,

@@ -43,7 +43,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from coursekit import builds, naming
 from coursekit.config import engine_dir
 from coursekit.errors import CourseError, EngineFailed, EngineUnreachable, PortInUse
+from coursekit.processes import tied_to_this_process
 
 if TYPE_CHECKING:
     import kubernetes.client
@@ -351,16 +351,6 @@ spec:
 STAGES = STAGES.replace("@PODIPS@", '{{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) '
                         '( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}')
 
-# Runs in each component's own process before it becomes the component: on Linux, ask for SIGTERM when the
-# process that started it dies (a killed kernel leaves no control plane behind), then exec (as serving.py does).
-_LAUNCHER = """\
-import ctypes, os, signal, sys
-if sys.platform.startswith("linux"):
-    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    if os.getppid() != int(sys.argv[1]):
-        sys.exit("the process that started the control plane has already exited")
-os.execv(sys.argv[2], sys.argv[2:])
-"""
 
 
 @dataclass
@@ -557,7 +547,7 @@ def _launch(name: str, command: list[str], home: Path) -> tuple[subprocess.Popen
     env = dict(os.environ)
     env.pop("KUBECONFIG", None)  # never a learner's own cluster by accident
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command],
+        process = subprocess.Popen(tied_to_this_process(command, "the control plane"),
                                    stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env,
                                    cwd=home, start_new_session=True)
     return process, log

@@ -63,6 +63,7 @@ from urllib.parse import unquote, urlsplit
 from coursekit import naming
 from coursekit.config import engine_dir
 from coursekit.errors import EngineFailed, EngineUnreachable, PortInUse
+from coursekit.processes import tied_to_this_process
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,17 +75,9 @@ START_TIMEOUT = 15.0
 CONNECT_TIMEOUT = 10.0
 STOP_GRACE = 5.0
 
-# Runs in the broker's own process: on Linux, ask for SIGTERM when the thread that started it dies (a killed
-# kernel leaves no broker behind), then serve.
-_LAUNCHER = """\
-import ctypes, os, signal, sys
-if sys.platform.startswith("linux"):
-    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    if os.getppid() != int(sys.argv[1]):
-        sys.exit("the process that started the MQTT broker has already exited")
-from coursekit.mqtt import _serve
-_serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
-"""
+
+# what the broker's own process runs (through coursekit.processes.tied_to_this_process)
+_SERVE = "import sys; from coursekit.mqtt import _serve; _serve(sys.argv[1], int(sys.argv[2]), sys.argv[3])"
 
 
 @dataclass
@@ -254,9 +247,10 @@ def start(*, port: int | None = None, timeout: float = START_TIMEOUT) -> Broker:
         ready.unlink(missing_ok=True)
         log = home / f"broker-{os.getpid()}.log"
         with log.open("wb") as sink:
-            process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(os.getpid()), HOST, str(port or 0),
-                                        str(ready)], stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-                                       cwd=home, start_new_session=True, env=_child_env())
+            serve = [sys.executable, "-c", _SERVE, HOST, str(port or 0), str(ready)]
+            process = subprocess.Popen(tied_to_this_process(serve, "the MQTT broker"), stdin=subprocess.DEVNULL,
+                                       stdout=sink, stderr=subprocess.STDOUT, cwd=home, start_new_session=True,
+                                       env=_child_env())
         deadline = time.monotonic() + timeout
         while not ready.is_file():
             if process.poll() is not None:

@@ -52,7 +52,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -62,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 from coursekit import naming
 from coursekit.config import engine_dir
 from coursekit.errors import EngineFailed, EngineUnreachable
+from coursekit.processes import tied_to_this_process
 
 if TYPE_CHECKING:
     import fsspec
@@ -86,16 +86,6 @@ _AZURITE_FLAGS = ("--blobHost", HOST, "--blobPort", "0", "--inMemoryPersistence"
 _LISTENING = re.compile(r"successfully listens on (http://[\w.]+:\d+)")
 _GCSFS_FLAG = "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"
 
-# Runs in Azurite's own process before it becomes `node azurite-blob`: on Linux, ask for SIGTERM when the
-# process that started it dies (a killed kernel leaves no emulator behind), then exec (as serving.py does).
-_LAUNCHER = """\
-import ctypes, os, signal, sys
-if sys.platform.startswith("linux"):
-    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    if os.getppid() != int(sys.argv[1]):
-        sys.exit("the process that started Azurite has already exited")
-os.execv(sys.argv[2], sys.argv[2:])
-"""
 
 
 @dataclass
@@ -235,7 +225,7 @@ def _launch_azurite() -> _Azurite:
     home = engine_dir("objectstore")
     log = home / f"azurite-{os.getpid()}.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command],
+        process = subprocess.Popen(tied_to_this_process(command, "Azurite"),
                                    stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, cwd=home,
                                    start_new_session=True)
     return _Azurite(process, log)

@@ -11,6 +11,10 @@ fork (imports, the tracking URI, the time zone), runs the call, sends back its v
 printed, and exits without running anything else. ``prepare()``, when given, runs in the child first (a
 test's hook: a producer that dies at a chosen moment). A child that exits without answering (``os._exit``,
 a signal) raises :class:`Died` with its exit status. POSIX only (``os.fork``).
+
+:func:`tied_to_this_process` is the other half: the command line of an engine's server (a model server, a
+function, Azurite, the Kubernetes control plane, the MQTT broker) that ends when the process that started it
+dies, so a killed kernel leaves no server behind.
 """
 
 from __future__ import annotations
@@ -21,8 +25,25 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+# Runs in the server's own process before it becomes the server: on Linux, ask for SIGTERM when the process that
+# started it dies (PR_SET_PDEATHSIG), give up if that has already happened, then exec the command.
+_LAUNCHER = """\
+import ctypes, os, signal, sys
+if sys.platform.startswith("linux"):
+    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    if os.getppid() != int(sys.argv[1]):
+        sys.exit(f"the process that started {sys.argv[2]} has already exited")
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
+def tied_to_this_process(command: Sequence[str], what: str) -> list[str]:
+    """``command`` (its first item an absolute path) as a command line that gets SIGTERM when this process dies
+    (Linux; elsewhere it just runs). ``what`` names it in the message of one that starts too late."""
+    return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), what, *command]
 
 
 class Died(RuntimeError):

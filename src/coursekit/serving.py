@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 from coursekit.config import engine_dir
 from coursekit.errors import EngineFailed, EngineUnreachable, PortInUse
 from coursekit.kafka import port_free  # on 127.0.0.1, as uvicorn binds it here
+from coursekit.processes import tied_to_this_process
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,16 +50,6 @@ START_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 10.0
 STOP_GRACE = 10.0
 
-# Runs in the server's own process before it becomes `mlflow models serve`: on Linux, ask for SIGTERM when
-# the process that started it dies (a killed kernel leaves no 500 MB server behind), then exec.
-_LAUNCHER = """\
-import ctypes, os, signal, sys
-if sys.platform.startswith("linux"):
-    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    if os.getppid() != int(sys.argv[1]):
-        sys.exit("the process that started the model server has already exited")
-os.execv(sys.argv[2], sys.argv[2:])
-"""
 
 
 @dataclass
@@ -166,8 +157,7 @@ def start(model_uri: str, *, port: int | None = None, timeout: float = START_TIM
                         f"`ss -ltnp 'sport = :{port}'`)")
     log = engine_dir("serving") / f"server-{port}.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command(model_uri, port,
-                                                                                                 workers=workers)],
+        process = subprocess.Popen(tied_to_this_process(command(model_uri, port, workers=workers), "the model server"),
                                    stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
                                    env=environment(), cwd=engine_dir("serving"), start_new_session=True)
     server = Server(url=f"http://{HOST}:{port}", model_uri=model_uri, process=process, log=log)
