@@ -35,7 +35,6 @@ def cluster() -> Iterator[kube.Cluster]:
 
 
 @needs_binaries
-@pytest.mark.cost("16_container_orchestration")
 def test_a_job_runs_to_completion_and_the_server_validates(cluster: kube.Cluster) -> None:
     assert kube.start() is cluster, "start() is idempotent in one kernel"
     assert cluster.ready_after is not None and cluster.running()
@@ -62,7 +61,6 @@ def test_a_job_runs_to_completion_and_the_server_validates(cluster: kube.Cluster
 
 
 @needs_binaries
-@pytest.mark.cost("16_container_orchestration")
 def test_scheduling_verdicts_and_a_crd(cluster: kube.Cluster) -> None:
     ns = kube.namespace("t-sched")
     big = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "big"},
