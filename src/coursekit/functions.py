@@ -52,7 +52,8 @@ from urllib.parse import unquote_plus, urlsplit
 from coursekit.config import engine_dir
 from coursekit.errors import EngineFailed, EngineUnreachable, PortInUse
 from coursekit.kafka import port_free
-from coursekit.processes import tied_to_this_process
+from coursekit.processes import free_port, tied_to_this_process
+from coursekit.processes import log_tail as tail
 
 if TYPE_CHECKING:
     import requests
@@ -110,15 +111,6 @@ def function_url() -> str | None:
         raise ValueError(f"{URL_ENV}={raw!r} is not a URL like https://host/; fix it, or unset it to run the "
                          "function here")
     return raw
-
-
-def free_port(host: str = HOST) -> int:
-    """A port that is free on ``host`` now (one the operating system picks)."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def command(source: str | Path, target: str, port: int) -> list[str]:
@@ -209,13 +201,6 @@ def start(source: str | Path, target: str, *, port: int | None = None, threads: 
                   threads=threads, settings=settings, started_at=started_at)
     _ours.append(fn)
     return wait_ready(fn, timeout=timeout)
-
-
-def tail(path: Path | None, lines: int = 15) -> str:
-    """The last ``lines`` lines of a log file."""
-    if path is None or not path.is_file():
-        return "(no log written)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def wait_ready(fn: Function, timeout: float = START_TIMEOUT, *, poll: float = 0.01) -> Function:

@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from coursekit import builds, naming
 from coursekit.config import engine_dir
 from coursekit.errors import CourseError, EngineFailed, EngineUnreachable, PortInUse
+from coursekit.processes import free_port as _free_port
+from coursekit.processes import log_tail as tail
 from coursekit.processes import tied_to_this_process
 
 if TYPE_CHECKING:
@@ -417,12 +419,6 @@ def _program(name: str) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -551,13 +547,6 @@ def _launch(name: str, command: list[str], home: Path) -> tuple[subprocess.Popen
                                    stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env,
                                    cwd=home, start_new_session=True)
     return process, log
-
-
-def tail(path: Path | None, lines: int = 12) -> str:
-    """The last ``lines`` lines of a component's log."""
-    if path is None or not path.is_file():
-        return "(no log written)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def _failed(cluster: Cluster, name: str) -> CourseError:

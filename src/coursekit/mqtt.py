@@ -63,6 +63,7 @@ from urllib.parse import unquote, urlsplit
 from coursekit import naming
 from coursekit.config import engine_dir
 from coursekit.errors import EngineFailed, EngineUnreachable, PortInUse
+from coursekit.processes import log_tail as _tail
 from coursekit.processes import tied_to_this_process
 
 if TYPE_CHECKING:
@@ -209,12 +210,6 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _tail(path: Path | None, lines: int = 15) -> str:
-    if path is None or not path.is_file():
-        return "(no log written)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def start(*, port: int | None = None, timeout: float = START_TIMEOUT) -> Broker:

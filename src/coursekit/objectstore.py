@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 from coursekit import naming
 from coursekit.config import engine_dir
 from coursekit.errors import EngineFailed, EngineUnreachable
+from coursekit.processes import log_tail as _tail
 from coursekit.processes import tied_to_this_process
 
 if TYPE_CHECKING:
@@ -229,10 +230,6 @@ def _launch_azurite() -> _Azurite:
                                    stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, cwd=home,
                                    start_new_session=True)
     return _Azurite(process, log)
-
-
-def _tail(path: Path, lines: int = 12) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else "(no log)"
 
 
 def _await_azurite(azurite: _Azurite, timeout: float = AZURITE_TIMEOUT) -> Store:

@@ -26,6 +26,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 # Runs in the server's own process before it becomes the server: on Linux, ask for SIGTERM when the process that
@@ -38,6 +39,22 @@ if sys.platform.startswith("linux"):
         sys.exit(f"the process that started {sys.argv[2]} has already exited")
 os.execv(sys.argv[3], sys.argv[3:])
 """
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that is free on ``host`` now (one the operating system picks), for an engine's server."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def log_tail(path: Path | None, lines: int = 15) -> str:
+    """The last ``lines`` lines of an engine's log file (for the error that says why it did not start)."""
+    if path is None or not path.is_file():
+        return "(no log written)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def tied_to_this_process(command: Sequence[str], what: str) -> list[str]:

@@ -26,7 +26,6 @@ import atexit
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,7 +37,8 @@ from urllib.parse import urlsplit
 from coursekit.config import engine_dir
 from coursekit.errors import EngineFailed, EngineUnreachable, PortInUse
 from coursekit.kafka import port_free  # on 127.0.0.1, as uvicorn binds it here
-from coursekit.processes import tied_to_this_process
+from coursekit.processes import free_port, tied_to_this_process
+from coursekit.processes import log_tail as tail
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,13 +93,6 @@ def server_url() -> str | None:
         raise ValueError(f"{SERVER_ENV}={raw!r} is not a URL like http://host:port; fix it, or unset it to "
                          "start a model server here")
     return raw.rstrip("/")
-
-
-def free_port(host: str = HOST) -> int:
-    """A port that is free on ``host`` now (one the operating system picks)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def bin_dir() -> Path:
@@ -163,13 +156,6 @@ def start(model_uri: str, *, port: int | None = None, timeout: float = START_TIM
     server = Server(url=f"http://{HOST}:{port}", model_uri=model_uri, process=process, log=log)
     _ours.append(server)
     return wait_ready(server, timeout=timeout) if wait else server
-
-
-def tail(path: Path | None, lines: int = 15) -> str:
-    """The last ``lines`` lines of a log file."""
-    if path is None or not path.is_file():
-        return "(no log written)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def wait_ready(server: Server, timeout: float = START_TIMEOUT, *, poll: float = 0.25) -> Server:
