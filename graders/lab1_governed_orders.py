@@ -6,14 +6,15 @@ the value it reports against a truth computed here:
 * Part A (``orders_daily``): order facts built by the Orders team's pipeline from other seeds, sizes and
   start times (across one to three UTC midnights), written to a Parquet file the kernel reads; the truth
   is counted here in plain Python, not with the reference's pandas.
-* Part B (the contract): the kernel only hands over the contract's text. The grader lints it
-  (datacontract-cli, ODCS v3.2.0), reads its schema, tests it on order facts of another seed and on four
-  batches with one planted fault each (every test must fail on those), and evaluates the federation's
-  policies (lesson 04's Rego, through coursekit.policy) on it.
+* Part B (the contract): the kernel only hands over the contract's text. The grader reads its schema,
+  lints it (datacontract-cli, ODCS v3.2.0) and tests it on order facts of another seed and on four
+  batches with one planted fault each (every test must fail on those), both in a sandboxed process with a
+  time limit (coursekit.contractcheck: the contract's SQL is the learner's), and evaluates the
+  federation's policies (lesson 04's Rego, through coursekit.policy) on it.
 * Part C (the learner's tests): the kernel hands over the test file's text; the grader runs it against the
   correct pipeline and each incident (incidents.py), each run a fresh process in the grading sandbox
-  (coursekit.mutation): one fifth of the points per incident caught, none if a test fails on the
-  correct pipeline.
+  (coursekit.mutation) with a time limit: one fifth of the points per incident caught, none if a test
+  fails on the correct pipeline.
 
 Not released to students; hidden from the grader kernel.
 """
@@ -30,7 +31,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from coursekit import data, governance, hidden, mutation, products, quality
+from coursekit import contractcheck, data, governance, hidden, mutation, products, quality
 from coursekit.hidden import Hidden, Partial
 
 LAB = "lab1_governed_orders"
@@ -38,6 +39,10 @@ COLUMNS = ["order_date", "region", "orders", "paid_orders", "refunded_orders", "
 FACT_TYPES = {"order_id": "string", "customer_id": "string", "segment": "string", "region": "string",
               "items": "integer", "status": "string", "paid_eur": "number", "attempts": "integer",
               "placed_at": "timestamp", "order_date": "date"}
+# seconds: each of Part B's two checking processes, and each run of the learner's tests in Part C (six runs,
+# two at a time): whatever a submission's contract and tests do, its checks here take at most 76 s
+CONTRACT_TIMEOUT = 20
+TESTS_TIMEOUT = 12
 SETUP_A = ("import datetime as _hidden_dt\nimport pandas as _hidden_pd\n"
            "from coursekit.hidden import records as _hidden_records")
 
@@ -164,6 +169,10 @@ def part_a_values(rng: random.Random) -> Hidden:
 def _contract(value: Any) -> dict[str, Any]:
     assert isinstance(value, str), f"ORDER_FACTS_CONTRACT is a {type(value).__name__}, not the contract's YAML text"
     try:
+        contractcheck.guard(value)
+    except ValueError as exc:
+        raise AssertionError(str(exc)) from None
+    try:
         document = yaml.safe_load(value)
     except yaml.YAMLError as exc:
         raise AssertionError(f"ORDER_FACTS_CONTRACT is not valid YAML: {exc}") from None
@@ -183,8 +192,6 @@ def part_b_valid(rng: random.Random) -> Hidden:
 
     def verify(value: Any) -> None:
         document = _contract(value)
-        problems = products.lint(document)
-        assert not problems, f"the contract is not valid ODCS v3.2.0: {problems[0][:300]}"
         assert document.get("apiVersion") == "v3.2.0", "the contract's apiVersion is not v3.2.0"
         table = _table_of(document)
         props = {p.get("name"): p for p in table.get("properties") or [] if isinstance(p, dict)}
@@ -197,6 +204,8 @@ def part_b_valid(rng: random.Random) -> Hidden:
         assert keys == ["order_id"], f"order_facts' primary key should be order_id alone, not {keys}"
         wrong = products.physical_type_problems(document, {"order_facts": facts})
         assert not wrong, f"physicalType is not the column's DuckDB type: {'; '.join(wrong)[:300]}"
+        problems = _checked(value, {}, lint=True).lint
+        assert not problems, f"the contract is not valid ODCS v3.2.0: {problems[0][:300]}"
 
     return Hidden(call="ORDER_FACTS_CONTRACT", verify=verify)
 
@@ -220,18 +229,22 @@ def part_b_true(rng: random.Random) -> Hidden:
     faults = _faults(facts, rng)
 
     def verify(value: Any) -> None:
-        document = _contract(value)
-        try:
-            run = products.test_frames(document, {"order_facts": facts})
-        except Exception as exc:  # noqa: BLE001 - a contract the tool cannot read or test
-            raise AssertionError(f"datacontract test could not run the contract: {exc}") from None
-        failed = products.failures(run)
-        assert run.result.value == "passed", f"the contract's checks fail on correct order facts: {failed[:2]}"
-        for fault, batch in faults.items():
-            run = products.test_frames(document, {"order_facts": batch})
-            assert run.result.value != "passed", f"the contract's checks pass on a batch with {fault}"
+        _contract(value)
+        cases = {"correct": {"order_facts": facts}, **{fault: {"order_facts": b} for fault, b in faults.items()}}
+        runs = _checked(value, cases, lint=False).runs
+        assert runs["correct"].passed, (
+            f"the contract's checks fail on correct order facts: {runs['correct'].failures[:2]}")
+        for fault in faults:
+            assert not runs[fault].passed, f"the contract's checks pass on a batch with {fault}"
 
     return Hidden(call="ORDER_FACTS_CONTRACT", verify=verify)
+
+
+def _checked(text: str, cases: dict[str, dict[str, pd.DataFrame]], *, lint: bool) -> contractcheck.Verdict:
+    try:
+        return contractcheck.check(text, cases, lint=lint, timeout=CONTRACT_TIMEOUT, hide=[_lab_folder().parent.parent])
+    except contractcheck.ContractCheckFailed as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def part_b_policies(rng: random.Random) -> Hidden:
@@ -253,7 +266,7 @@ def part_c_tests(rng: random.Random) -> Hidden:
     def verify(value: Any) -> Partial | None:
         assert isinstance(value, str) and value.strip(), "test_order_facts.py is empty"
         on_correct, verdicts = mutation.judge(value, correct, defects, fixture="order_facts", function="order_facts",
-                                              hide=[root])
+                                              timeout=TESTS_TIMEOUT, hide=[root])
         assert on_correct.passed, f"your tests do not pass on the correct pipeline: {on_correct.reason()}"
         caught = [name for name, v in verdicts.items() if v.caught]
         missed = [name for name, v in verdicts.items() if not v.caught]

@@ -125,3 +125,27 @@ def test_as_graded_a_test_can_only_call_the_implementation(sandboxed: bool) -> N
     assert outcome.passed, outcome.log
     direct = mutation.run_here(reads_the_code, CORRECT, fixture="build", function="total")
     assert direct.failed, "in the learner's own kernel the function is there to read: the test above can fail"
+
+
+def test_as_graded_every_kind_of_data_frame_reaches_the_implementation() -> None:
+    """A frame whose times are in a ``zoneinfo`` zone, or whose strings are Arrow-backed, crosses to the
+    implementation's process as a direct call would pass it (their own pickles call functions the child
+    refuses): the same suite passes graded as in the learner's kernel."""
+    echo = mutation.Variant("correct", "def echo(frame):\n    return [str(t) for t in frame.dtypes], frame\n")
+    tests = (
+        "import zoneinfo\n"
+        "import pandas as pd\n"
+        "def test_the_frame_arrives_as_sent(echo):\n"
+        "    frame = pd.DataFrame({\n"
+        "        'at': pd.to_datetime(['2026-11-02T23:30:00Z', None], utc=True).tz_convert(\n"
+        "            zoneinfo.ZoneInfo('Europe/Amsterdam')),\n"
+        "        'region': pd.array(['north', None], dtype='string[pyarrow]'),\n"
+        "        'n': pd.array([1, None], dtype='int64[pyarrow]')})\n"
+        "    dtypes, back = echo(frame)\n"
+        "    assert dtypes == [str(t) for t in frame.dtypes]\n"
+        "    pd.testing.assert_frame_equal(back, frame)\n"
+        "    assert isinstance(back['at'].dt.tz, zoneinfo.ZoneInfo)\n"
+    )
+    for outcome in (mutation.run(tests, echo, fixture="echo", function="echo"),
+                    mutation.run_here(tests, echo, fixture="echo", function="echo")):
+        assert outcome.passed, outcome.log

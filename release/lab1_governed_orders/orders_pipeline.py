@@ -12,7 +12,7 @@ inner join), sorted by order_id:
                             refunded) or 'unpaid' (no attempt captured: declined, or never tried)
     paid_eur     float      the captured amount in euros (payments are in cents); 0.0 unless 'paid'
     attempts     int        the order's rows in payments (0 when none)
-    placed_at    timestamp  when the order was placed (UTC)
+    placed_at    timestamp  when the order was placed (UTC, time-zone aware)
     order_date   date       the UTC day of placed_at (a datetime.date)
 
 Inputs are the frames of coursekit.data: orders(...), payments(...) and customers(...). payments has one
@@ -20,6 +20,8 @@ row per attempt, whose status is 'captured', 'declined' or 'refunded': a refund 
 the captured attempt's row says 'refunded' (and refunded_at when). The pipeline reads orders' order_id,
 customer_id, region, items and placed_at; payments' order_id, status and amount_cents; customers'
 customer_id, region and segment. It runs on an in-memory DuckDB with the session time zone set to UTC.
+orders' placed_at must be time-zone aware (pandas' datetime64[ns, UTC], as pd.to_datetime(..., utc=True)
+gives): a naive timestamp says no time zone, and the pipeline refuses it rather than guess one.
 """
 
 import duckdb
@@ -53,6 +55,9 @@ ORDER BY o.order_id
 
 def order_facts(orders, payments, customers):
     """The order_facts table (see the module's docstring) from the three domains' frames."""
+    if getattr(orders["placed_at"].dtype, "tz", None) is None:
+        raise ValueError("orders.placed_at holds timestamps without a time zone: make them UTC, e.g. "
+                         "pd.to_datetime(..., utc=True)")
     con = duckdb.connect(config={"autoinstall_known_extensions": False})
     try:
         con.execute("SET TimeZone = 'UTC'")

@@ -26,8 +26,6 @@ import contextlib
 import io
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -88,8 +86,27 @@ class _DataOnly(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _write(stream, value):
-    data = pickle.dumps(value)
+class _AsData(pickle.Pickler):
+    """Pickles a call's arguments as the child's _DataOnly accepts them: a time zone by its name (ZoneInfo's
+    own pickle calls a method), an Arrow-backed pandas array by its values and dtype (its own pickle needs
+    pyarrow's functions), so that a test's data reaches the implementation as a direct call would pass it."""
+
+    def reducer_override(self, obj):
+        import sys
+
+        zoneinfo, pandas = sys.modules.get("zoneinfo"), sys.modules.get("pandas")
+        if zoneinfo is not None and isinstance(obj, zoneinfo.ZoneInfo) and obj.key is not None:
+            return zoneinfo.ZoneInfo, (obj.key,)
+        if pandas is not None and isinstance(obj, pandas.arrays.ArrowExtensionArray):
+            dtype = obj.dtype if isinstance(obj.dtype, pandas.StringDtype) else str(obj.dtype)
+            return pandas.array, (list(obj), dtype)
+        return NotImplemented
+
+
+def _write(stream, value, pickler=pickle.Pickler):
+    buffer = io.BytesIO()
+    pickler(buffer).dump(value)
+    data = buffer.getvalue()
     stream.write(struct.pack("!Q", len(data)) + data)
     stream.flush()
 
@@ -139,7 +156,7 @@ _calls, _results = os.fdopen(_calls_w, "wb"), os.fdopen(_results_r, "rb")
 
 def _caller(name):
     def call(*args, **kwargs):
-        _write(_calls, (name, args, kwargs))
+        _write(_calls, (name, args, kwargs), _AsData)
         try:
             ok, value = _read(_results, pickle.loads)
         except EOFError:
@@ -231,7 +248,6 @@ def run(tests: str, variant: Variant, *, fixture: str, function: str | None, tim
     ``sandboxed``: ``None`` uses the grading sandbox when it is enabled and available here. ``hide``:
     folders the sandbox must not show (the course directory).
     """
-    use_sandbox = (sandbox.enabled() and sandbox.problem() is None) if sandboxed is None else sandboxed
     folder = Path(tempfile.mkdtemp(prefix="coursekit-mutant-"))
     try:
         (folder / TEST_FILE).write_text(tests, encoding="utf-8")
@@ -241,27 +257,9 @@ def run(tests: str, variant: Variant, *, fixture: str, function: str | None, tim
         variant_file.write_text(variant.source, encoding="utf-8")
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=short", "-o",
                 "console_output_style=classic", TEST_FILE]
-        base = dict(env) if env is not None else {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-        if use_sandbox:
-            if sandbox.as_root():  # the suite runs as nobody, and bwrap (root without CAP_DAC_*) must enter it
-                for path in [folder, *folder.rglob("*")]:
-                    os.lchown(path, sandbox.NOBODY, sandbox.NOBODY)
-                    os.chmod(path, 0o711 if path.is_dir() else 0o600)
-            inner_env = {**sandbox.kernel_environment(base), VARIANT_ENV: str(variant_file)}
-            command = sandbox.command(argv, workdir=folder, env=inner_env, files={}, hide=[folder, *hide])
-            process_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        else:
-            command, process_env = argv, {**base, VARIANT_ENV: str(variant_file)}
-        child = subprocess.Popen(command, cwd=folder, env=process_env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            out, _ = child.communicate(timeout=timeout)
-            code: int | None = child.returncode
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            out, _ = child.communicate()
-            code = None
-        return Outcome(variant.name, code, out.decode(errors="replace")[-20_000:])
+        code, out = sandbox.run(argv, workdir=folder, timeout=timeout, env=env,
+                                set_env={VARIANT_ENV: str(variant_file)}, hide=list(hide), sandboxed=sandboxed)
+        return Outcome(variant.name, code, out[-20_000:])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -311,8 +309,10 @@ def run_here(tests: str, variant: Variant, *, fixture: str, function: str | None
         (folder / "conftest.py").write_text(_conftest(fixture, function), encoding="utf-8")
         variant_file = folder / ".variant.py"
         variant_file.write_text(variant.source, encoding="utf-8")
-        code, log = pytest_here(folder / TEST_FILE, folder, args=["--tb=short", "-o", "console_output_style=classic"],
-                                env={VARIANT_ENV: str(variant_file)})
+        with contextlib.chdir(folder):  # as graded: in a folder of its own, not beside the notebook
+            code, log = pytest_here(folder / TEST_FILE, folder,
+                                    args=["--tb=short", "-o", "console_output_style=classic"],
+                                    env={VARIANT_ENV: str(variant_file)})
         return Outcome(variant.name, code, log[-20_000:])
     finally:
         shutil.rmtree(folder, ignore_errors=True)

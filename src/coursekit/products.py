@@ -93,12 +93,16 @@ def odcs(contract: Mapping[str, Any]) -> Any:
     return OpenDataContractStandard.model_validate(json.loads(json.dumps(dict(contract), default=str)))
 
 
-def run_checks(contract: Mapping[str, Any], *, server: str | None = None, rules: set[str] | None = None) -> Any:
+def run_checks(contract: Mapping[str, Any], *, server: str | None = None, rules: set[str] | None = None,
+               untrusted: bool = False) -> Any:
     """datacontract-cli's ``test`` of a contract you have linted already (it skips the lint), on
-    ``server`` (default: the first); ``rules``: only the quality rules with these ``id``s."""
+    ``server`` (default: the first); ``rules``: only the quality rules with these ``id``s. ``untrusted``:
+    someone else wrote it (datacontract-cli's ``untrusted_contract``: no environment variables, no
+    references fetched); :mod:`coursekit.contractcheck` also confines its SQL."""
     from datacontract.data_contract import DataContract
 
-    return DataContract(data_contract=odcs(contract), server=server, quality_ids=rules).test()
+    return DataContract(data_contract=odcs(contract), server=server, quality_ids=rules, untrusted_contract=untrusted,
+                        inline_references=not untrusted).test()
 
 
 def failures(run: Any) -> list[str]:
@@ -108,21 +112,22 @@ def failures(run: Any) -> list[str]:
             for check in run.checks if check.result is None or check.result.value != "passed"]
 
 
-def lint(contract: Mapping[str, Any]) -> list[str]:
+def lint(contract: Mapping[str, Any], *, untrusted: bool = False) -> list[str]:
     """What datacontract-cli's ``lint`` (the ODCS JSON schema, and its own checks) finds wrong with
-    ``contract``; empty when it is valid."""
+    ``contract``; empty when it is valid. ``untrusted``: fetch none of the references it names."""
     from datacontract.data_contract import DataContract
 
     text = yaml.safe_dump(json.loads(json.dumps(dict(contract), default=str)), sort_keys=False)
     with contextlib.redirect_stdout(io.StringIO()):  # it prints the errors it returns
-        run = DataContract(data_contract_str=text).lint()
+        run = DataContract(data_contract_str=text, untrusted_contract=untrusted, inline_references=not untrusted).lint()
     return [] if run.result.value == "passed" else failures(run) or [f"lint {run.result.value}"]
 
 
-def test_frames(contract: Mapping[str, Any], tables: Mapping[str, Any]) -> Any:
+def test_frames(contract: Mapping[str, Any], tables: Mapping[str, Any], *, untrusted: bool = False) -> Any:
     """datacontract-cli's ``test`` of ``contract`` on data frames: ``tables`` (``{table name: frame}``) are
     written to a fresh DuckDB file, which the contract's first ``duckdb`` server is pointed at (the
-    contract itself is not changed). Lint it first: this skips the lint. Returns the run."""
+    contract itself is not changed). Lint it first: this skips the lint. Returns the run.
+    ``untrusted``: as :func:`run_checks`."""
     import duckdb
 
     document = json.loads(json.dumps(dict(contract), default=str))
@@ -142,7 +147,7 @@ def test_frames(contract: Mapping[str, Any], tables: Mapping[str, Any]) -> Any:
         finally:
             con.close()
         server["database"], server["schema"] = str(database), "main"
-        return run_checks(document, server=server.get("server"))
+        return run_checks(document, server=server.get("server"), untrusted=untrusted)
 
 
 # ---- the descriptor and the output ports ---------------------------------------------------------

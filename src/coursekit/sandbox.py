@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -254,3 +255,40 @@ def command(argv: list[str], *, workdir: Path, env: Mapping[str, str], files: Ma
         args += ["--perms", "0644", "--file", str(fd), path]
     # the sandbox's root is a tmpfs of bwrap's that would take writes (uncapped, in memory): make it read-only
     return [*args, "--remount-ro", "/", "--", *argv]
+
+
+def run(argv: list[str], *, workdir: Path, timeout: float, env: Mapping[str, str] | None = None,
+        set_env: Mapping[str, str] | None = None, hide: list[Path] = (),
+        sandboxed: bool | None = None) -> tuple[int | None, str]:
+    """Run ``argv`` (a command of this Python environment) in ``workdir``, a folder of its own, and wait
+    at most ``timeout`` seconds; return its exit status (None: killed at the time limit, with everything
+    it started) and its output (stdout and stderr): how the grader runs what a submission wrote.
+
+    ``env``: the environment it starts from (default: this process's, without pytest's variables);
+    ``set_env``: variables it gets in any case. ``sandboxed``: None uses the sandbox when it is
+    :func:`enabled` and can run here (else a plain child process); in it, ``argv`` sees the system, the
+    Python environment and ``workdir`` (writable), nothing of ``hide`` (the course directory), and of
+    ``env`` only :func:`kernel_environment`'s part.
+    """
+    base = dict(env) if env is not None else {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    use_sandbox = (enabled() and problem() is None) if sandboxed is None else sandboxed
+    if use_sandbox:
+        if as_root():  # the command runs as nobody, and bwrap (root without CAP_DAC_*) must enter the folder
+            for path in [workdir, *workdir.rglob("*")]:
+                os.lchown(path, NOBODY, NOBODY)
+                os.chmod(path, 0o711 if path.is_dir() else 0o600)
+        argv = command(argv, workdir=workdir, env={**kernel_environment(base), **(set_env or {})}, files={},
+                       hide=[workdir, *hide])
+        process_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    else:
+        process_env = {**base, **(set_env or {})}
+    child = subprocess.Popen(argv, cwd=workdir, env=process_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        out, _ = child.communicate(timeout=timeout)
+        code: int | None = child.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        out, _ = child.communicate()
+        code = None
+    return code, out.decode(errors="replace")

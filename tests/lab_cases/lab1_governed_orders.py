@@ -47,7 +47,7 @@ _TIMEZONE_TEST = _REFERENCE["part-c-solution"][_REFERENCE["part-c-solution"].ind
 # Correct, but written differently: the grid as DuckDB SQL over a generated calendar; a terse contract
 # (flow style, the status and amount rules as one table-level SQL check, the key by primaryKey alone,
 # other classification levels); tests built from the course's generators and checked against a
-# recomputation, property by property.
+# recomputation, property by property, one of them sending times in a zoneinfo zone and Arrow-backed strings.
 ALTERNATIVE = {
     "part-a-solution": '''
 import duckdb
@@ -109,6 +109,7 @@ servers:
     "part-c-solution": '''
 %%writefile test_order_facts.py
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -148,7 +149,9 @@ def test_segment_is_the_customer_s(order_facts, inputs):
 def test_order_date_is_the_utc_date_at_any_hour(order_facts, inputs):
     orders, payments, customers = inputs
     hours = pd.to_timedelta([(7 * i) % 24 for i in range(len(orders))], unit="h")
-    orders = orders.assign(placed_at=orders["placed_at"].dt.normalize() + hours)
+    # the feed as another team might send it: local times (a zoneinfo zone), Arrow-backed strings
+    local = (orders["placed_at"].dt.normalize() + hours).dt.tz_convert(ZoneInfo("Europe/Amsterdam"))
+    orders = orders.assign(placed_at=local, region=orders["region"].astype("string[pyarrow]"))
     facts = order_facts(orders, payments, customers)
     assert (facts["order_date"] == facts["placed_at"].dt.tz_convert("UTC").dt.date).all()
 ''',
@@ -207,7 +210,10 @@ def orders_daily(facts, first_day, last_day):
     return pd.DataFrame()
 ''',
     "part-b-solution": '''
-ORDER_FACTS_CONTRACT = "kind: DataContract"
+# an alias bomb: each level doubles what the document expands to (12 levels, so that this kernel survives it;
+# the grader refuses aliases before parsing)
+ORDER_FACTS_CONTRACT = "kind: DataContract\\nl0: &l0 [x, x]\\n" + "".join(
+    f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}]\\n" for i in range(1, 12))
 ''',
     "part-c-solution": '''
 %%writefile test_order_facts.py
