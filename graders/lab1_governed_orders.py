@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from coursekit import contractcheck, data, governance, hidden, mutation, products, quality
+from coursekit import contractcheck, data, governance, hidden, mutation, policy, products, quality
 from coursekit.hidden import Hidden, Partial
 
 LAB = "lab1_governed_orders"
@@ -39,10 +39,11 @@ COLUMNS = ["order_date", "region", "orders", "paid_orders", "refunded_orders", "
 FACT_TYPES = {"order_id": "string", "customer_id": "string", "segment": "string", "region": "string",
               "items": "integer", "status": "string", "paid_eur": "number", "attempts": "integer",
               "placed_at": "timestamp", "order_date": "date"}
-# seconds: each of Part B's two checking processes, and each run of the learner's tests in Part C (six runs,
-# two at a time): whatever a submission's contract and tests do, its checks here take at most 76 s
-CONTRACT_TIMEOUT = 20
-TESTS_TIMEOUT = 12
+# seconds: each of Part B's two checking processes, and each run of the learner's tests in Part C (the correct
+# pipeline's, then the five incidents' two at a time, in three rounds): whatever a submission's contract and
+# tests do, its checks here take at most 2 x 15 + 4 x 10 = 70 s
+CONTRACT_TIMEOUT = 15
+TESTS_TIMEOUT = 10
 SETUP_A = ("import datetime as _hidden_dt\nimport pandas as _hidden_pd\n"
            "from coursekit.hidden import records as _hidden_records")
 
@@ -174,10 +175,27 @@ def _contract(value: Any) -> dict[str, Any]:
         raise AssertionError(str(exc)) from None
     try:
         document = yaml.safe_load(value)
-    except yaml.YAMLError as exc:
-        raise AssertionError(f"ORDER_FACTS_CONTRACT is not valid YAML: {exc}") from None
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of more digits than Python converts
+        raise AssertionError(f"ORDER_FACTS_CONTRACT is not valid YAML: {str(exc)[:300]}") from None
     assert isinstance(document, dict), "ORDER_FACTS_CONTRACT is not a YAML mapping (a contract document)"
+    _shaped(document)
     return document
+
+
+def _shaped(document: dict[str, Any]) -> None:
+    """The shape every later check relies on, each failure saying what to change."""
+    for key in ("schema", "servers"):
+        items = document.get(key)
+        assert items is None or (isinstance(items, list) and all(isinstance(i, dict) for i in items)), (
+            f"the contract's {key} is a list of mappings (`- name: ...`), not {type(items).__name__}")
+    for table in document.get("schema") or []:
+        props = table.get("properties")
+        assert props is None or (isinstance(props, list) and all(isinstance(p, dict) for p in props)), (
+            f"schema {table.get('name')!r}: its properties are a list of mappings (`- name: ...`)")
+        names = [p.get("name") for p in props or []]
+        assert all(isinstance(n, str) for n in names), (
+            f"schema {table.get('name')!r}: every property has a name that is text, not {names}")
+        assert len(set(names)) == len(names), f"schema {table.get('name')!r}: a property is declared twice"
 
 
 def _table_of(document: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +268,11 @@ def _checked(text: str, cases: dict[str, dict[str, pd.DataFrame]], *, lint: bool
 def part_b_policies(rng: random.Random) -> Hidden:
     """The federation's global policies (classification, naming) find nothing wrong with the contract."""
     def verify(value: Any) -> None:
-        violations = governance.check(_contract(value))
+        document = _contract(value)
+        try:
+            violations = governance.check(document)
+        except policy.PolicyError as exc:
+            raise AssertionError(f"the policy engine could not evaluate the contract: {str(exc)[:300]}") from None
         assert not violations, f"the global policies deny the contract: {governance.format_violations(violations[:3])}"
 
     return Hidden(call="ORDER_FACTS_CONTRACT", verify=verify)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -75,3 +76,37 @@ def test_a_query_that_never_ends_is_stopped_at_the_time_limit() -> None:
 def test_an_alias_bomb_a_huge_text_or_broken_yaml_is_refused_before_parsing(text: str, says: str) -> None:
     with pytest.raises(ValueError, match=says):
         contractcheck.check(text, {}, lint=True, timeout=60)
+
+
+def test_only_the_platform_s_server_is_tested() -> None:
+    """A server the contract adds before the DuckDB one (a `local` one naming a file) is not what is tested."""
+    own = CONTRACT.replace("servers:\n", "servers:\n  - {server: mine, type: local, format: csv, path: /etc/passwd}\n")
+    reads = own.replace(RULE, "SELECT length(content) FROM read_text('/etc/passwd')")
+    run = contractcheck.check(reads, {"good": {"orders": FRAME}}, lint=False, timeout=60)
+    assert not run.runs["good"].passed and "disabled" in run.runs["good"].failures[0], run.runs["good"].failures
+    assert "root" not in " ".join(run.runs["good"].failures)
+
+
+def test_a_rule_over_hundreds_of_millions_of_rows_is_answered_and_the_next_case_checked() -> None:
+    """Its process has the kernel's memory cap (RLIMIT_DATA, tested below): a rule over 400 million rows (3 GB
+    were they loaded) gets its verdict (its first value, 1, is not 0) and the next case is still tested."""
+    huge = _with_rule("SELECT x + 1 FROM range(400000000) AS t(x)")
+    verdict = contractcheck.check(huge, {"good": {"orders": FRAME}, "again": {"orders": FRAME}}, lint=False,
+                                  timeout=60)
+    assert not verdict.runs["good"].passed and not verdict.runs["again"].passed
+
+
+def test_what_the_grader_runs_gets_the_kernel_s_limits_and_keeps_the_end_of_its_output(tmp_path: Path) -> None:
+    code, out = sandbox.run([sys.executable, "-c", "b = bytearray(3 * 2**30)"], workdir=tmp_path, timeout=60,
+                            sandboxed=False)
+    assert code != 0 and "MemoryError" in out
+    code, out = sandbox.run([sys.executable, "-c", "import sys\nfor _ in range(3000): sys.stdout.write('x' * 100_000)\n"
+                             "print('the end')"], workdir=tmp_path, timeout=60, sandboxed=False)
+    assert code == 0 and out.endswith("the end\n") and len(out) <= sandbox.OUTPUT_KEPT
+
+
+def test_deep_nesting_is_refused_at_once() -> None:
+    with pytest.raises(ValueError, match="deep"):
+        contractcheck.guard("a: " + "[" * 30_000 + "]" * 30_000)
+    with pytest.raises(ValueError, match="deep"):
+        contractcheck.guard("a:\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 400)))

@@ -149,3 +149,38 @@ def test_as_graded_every_kind_of_data_frame_reaches_the_implementation() -> None
     for outcome in (mutation.run(tests, echo, fixture="echo", function="echo"),
                     mutation.run_here(tests, echo, fixture="echo", function="echo")):
         assert outcome.passed, outcome.log
+
+
+@pytest.mark.skipif(SANDBOXED[-1] is False, reason="the sandbox cannot run here: as root, a plain process may read any")
+def test_as_graded_the_implementation_s_memory_cannot_be_read() -> None:
+    """The implementation's process is not dumpable and reads its source itself: the tests' process can open
+    no /proc/<pid>/mem of it, and finds the source nowhere in its own memory."""
+    variant = mutation.Variant("correct", "def total(xs):\n    marker_of_the_source = 1\n"
+                                          "    return sum(x for x in xs if x > 0)\n")
+    tests = (
+        "import os, re\n"
+        "SOURCE = re.compile(rb'marker_of_th[e]_source = 1')   # a pattern that is not the text it finds\n"
+        "def test_the_source_is_nowhere_to_read(build):\n"
+        "    assert build([1, -2, 3]) == 4\n"
+        "    children = [p for p in os.listdir('/proc') if p.isdigit() and p != str(os.getpid())\n"
+        "                and open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[1] == str(os.getpid())]\n"
+        "    assert children, 'the implementation runs in a child process'\n"
+        "    for pid in children:\n"
+        "        try:\n"
+        "            open(f'/proc/{pid}/mem', 'rb').close()\n"
+        "        except PermissionError:\n"
+        "            continue\n"
+        "        raise AssertionError('the implementation process memory can be opened')\n"
+        "    with open('/proc/self/mem', 'rb') as mem:\n"
+        "        for line in open('/proc/self/maps'):\n"
+        "            start, end = (int(x, 16) for x in line.split()[0].split('-'))\n"
+        "            if not line.split()[1].startswith('r') or end - start > 1 << 28:\n"
+        "                continue\n"
+        "            try:\n"
+        "                mem.seek(start)\n"
+        "                assert not SOURCE.search(mem.read(end - start)), 'the source is in the tests process'\n"
+        "            except OSError:\n"
+        "                pass\n"
+    )
+    outcome = mutation.run(tests, variant, fixture="build", function="total", sandboxed=True)
+    assert outcome.passed, outcome.log

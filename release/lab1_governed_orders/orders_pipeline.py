@@ -55,7 +55,8 @@ ORDER BY o.order_id
 
 def order_facts(orders, payments, customers):
     """The order_facts table (see the module's docstring) from the three domains' frames."""
-    if getattr(orders["placed_at"].dtype, "tz", None) is None:
+    dtype = orders["placed_at"].dtype   # numpy-backed (datetime64[ns, UTC]) or Arrow-backed (timestamp[us, tz=UTC])
+    if getattr(dtype, "tz", None) is None and getattr(getattr(dtype, "pyarrow_dtype", None), "tz", None) is None:
         raise ValueError("orders.placed_at holds timestamps without a time zone: make them UTC, e.g. "
                          "pd.to_datetime(..., utc=True)")
     con = duckdb.connect(config={"autoinstall_known_extensions": False})

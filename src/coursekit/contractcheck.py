@@ -5,8 +5,9 @@ DuckDB database it checks, and a lint resolves the references it names. Run in t
 one rule could read any file the grader can (``read_text(...)``, its result then quoted in the
 feedback), run for as long as it likes (``range(10^12)``), or fetch a URL. So the grader:
 
-* refuses, before parsing, a text over :data:`MAX_CHARS` or with YAML anchors and aliases
-  (:func:`guard`: a few aliases can stand for billions of values once the document is expanded);
+* refuses, before parsing, a text over :data:`MAX_CHARS`, nested deeper than :data:`MAX_DEPTH` (a YAML
+  parser's time grows fast with depth), or with YAML anchors and aliases (:func:`guard`: a few aliases
+  can stand for billions of values once the document is expanded);
 * lints and tests in a fresh process (``python -m coursekit.contractcheck FOLDER``), in the grading
   sandbox when it is on (:func:`coursekit.sandbox.run`: no network, nothing of the machine but the system,
   the Python environment and its own folder), killed at a time limit;
@@ -39,6 +40,7 @@ import yaml
 from coursekit import sandbox
 
 MAX_CHARS = 100_000
+MAX_DEPTH = 64
 DUCKDB_MEMORY = "256MB"
 CONTRACT_FILE, CASES_FILE, RESULT_FILE = "contract.yaml", "cases.json", "result.json"
 
@@ -47,15 +49,37 @@ class ContractCheckFailed(Exception):
     """The contract could not be checked: it timed out, or the checking process failed."""
 
 
+def _flow_depth(text: str) -> int:
+    """How deep ``[`` and ``{`` nest in ``text`` (brackets inside quotes count too: an upper bound)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
 def guard(text: str) -> None:
-    """Raise ``ValueError`` (saying what to change) for a text too long, or with YAML anchors or aliases."""
+    """Raise ``ValueError`` (saying what to change) for a text too long, nested too deep (a parser's time
+    grows with it), or with YAML anchors or aliases."""
     if len(text) > MAX_CHARS:
         raise ValueError(f"the contract is {len(text):,} characters long; a contract of this size is under "
                          f"{MAX_CHARS:,}")
+    if _flow_depth(text) > MAX_DEPTH:
+        raise ValueError(f"the contract nests brackets more than {MAX_DEPTH} deep: a contract needs a few levels")
+    depth = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise ValueError("the contract uses YAML anchors and aliases (&name, *name): write each value out")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ValueError(f"the contract nests more than {MAX_DEPTH} levels deep: a contract needs a few")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
     except yaml.YAMLError as exc:
         raise ValueError(f"the contract is not valid YAML: {exc}") from None
 

@@ -25,7 +25,9 @@ It imports nothing heavy (not nbgrader: that costs seconds per submission).
 
 from __future__ import annotations
 
+import ctypes
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -118,12 +120,13 @@ def _kill_tree(pid: int) -> None:
     psutil.wait_procs(procs, timeout=5)  # gone before nbgrader cleans the working copy
 
 
-def _limits(memory_bytes: int, processes: int) -> None:
-    """In the child, before it runs: limits every process of the kernel inherits and cannot raise."""
-    import ctypes
-    import resource
+_LIBC = ctypes.CDLL(None)  # loaded here, not in the child: a forked child of a threaded process must not load
 
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: bwrap dies with this supervisor, even killed
+
+def limits(memory_bytes: int, processes: int) -> None:
+    """In the child, before it runs (``preexec_fn``): limits every process it starts inherits and cannot raise.
+    Only system calls: no import, no library loaded (the parent may have threads)."""
+    _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: bwrap dies with this supervisor, even killed
     size = FILE_SIZE_MB * 2**20
     resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -133,7 +136,7 @@ def _limits(memory_bytes: int, processes: int) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
 
 
-def _process_limit() -> int:
+def process_limit() -> int:
     """RLIMIT_NPROC counts all processes of a user: the account's own now, plus :data:`PROCESSES`
     (root's kernel becomes nobody, whose count starts near zero)."""
     import psutil
@@ -339,7 +342,7 @@ def grader_kernel(argv: list[str]) -> int:
     limit_mb = int(os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_MB))
     wall_s = float(os.environ.get(WALL_ENV, DEFAULT_WALL_S))
     who = _who(Path.cwd(), os.environ.get(COURSE_ENV))
-    parent, keep, processes = os.getppid(), [], _process_limit()
+    parent, keep, processes = os.getppid(), [], process_limit()
     try:
         command, env, _ = _command(rest, connection, keep)
     except Exception as exc:  # noqa: BLE001 - the kernel cannot start: say why, in nbgrader's log
@@ -349,7 +352,7 @@ def grader_kernel(argv: list[str]) -> int:
     # whose hidden tests run in its kernel) only the watch below: the policy engine cannot load under RLIMIT_DATA
     capped = limit_mb * 2**20 if _is_submission(os.environ.get(COURSE_ENV)) else 0
     child = subprocess.Popen(command, env=env, pass_fds=keep, start_new_session=True,
-                             preexec_fn=lambda: _limits(capped, processes))
+                             preexec_fn=lambda: limits(capped, processes))
     for fd in keep:
         os.close(fd)
 

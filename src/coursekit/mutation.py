@@ -119,16 +119,26 @@ def _read(stream, loads):
 
 
 _path = os.environ.pop({env!r})
-with open(_path, encoding="utf-8") as _file:
-    _source = _file.read()
-os.unlink(_path)
+_ready_r, _ready_w = os.pipe()
 _calls_r, _calls_w = os.pipe()
 _results_r, _results_w = os.pipe()
 if os.fork() == 0:   # the child: the implementation, answering calls until the tests' process ends
-    os.close(_calls_w)
-    os.close(_results_r)
+    import ctypes
     import types
 
+    # PR_SET_DUMPABLE 0 first: no other process of this user may read its memory (/proc/<pid>/mem, ptrace)
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
+    os.close(_calls_w)
+    os.close(_results_r)
+    os.close(_ready_r)
+    try:  # the source is read here only, and deleted before the tests' process goes on
+        with open(_path, encoding="utf-8") as _file:
+            _source = _file.read()
+        os.unlink(_path)
+    except OSError:
+        os._exit(1)
+    os.write(_ready_w, b"1")
+    os.close(_ready_w)
     _module = types.ModuleType("pipeline")
     exec(compile(_source, "<pipeline>", "exec"), _module.__dict__)
     _calls, _results = os.fdopen(_calls_r, "rb"), os.fdopen(_results_w, "wb")
@@ -148,9 +158,12 @@ if os.fork() == 0:   # the child: the implementation, answering calls until the 
             _write(_results, _answer)
         except Exception as exc:  # noqa: BLE001
             _write(_results, (False, TypeError(f"the result cannot be passed back to the test: {{exc}}")))
-del _source
+os.close(_ready_w)
 os.close(_calls_r)
 os.close(_results_w)
+if os.read(_ready_r, 1) != b"1":
+    raise RuntimeError("the implementation under test could not be loaded")
+os.close(_ready_r)
 _calls, _results = os.fdopen(_calls_w, "wb"), os.fdopen(_results_r, "rb")
 
 

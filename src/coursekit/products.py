@@ -146,7 +146,9 @@ def test_frames(contract: Mapping[str, Any], tables: Mapping[str, Any], *, untru
                 con.unregister("frame")
         finally:
             con.close()
+        # this server alone: another (a `local` one with a path of its own, say) would be what is tested
         server["database"], server["schema"] = str(database), "main"
+        document["servers"] = [server]
         return run_checks(document, server=server.get("server"), untrusted=untrusted)
 
 

@@ -257,38 +257,65 @@ def command(argv: list[str], *, workdir: Path, env: Mapping[str, str], files: Ma
     return [*args, "--remount-ro", "/", "--", *argv]
 
 
+OUTPUT_KEPT = 64 * 1024  # bytes of a command's output that run() keeps: its end, where the verdict is
+
+
 def run(argv: list[str], *, workdir: Path, timeout: float, env: Mapping[str, str] | None = None,
         set_env: Mapping[str, str] | None = None, hide: list[Path] = (),
         sandboxed: bool | None = None) -> tuple[int | None, str]:
     """Run ``argv`` (a command of this Python environment) in ``workdir``, a folder of its own, and wait
     at most ``timeout`` seconds; return its exit status (None: killed at the time limit, with everything
-    it started) and its output (stdout and stderr): how the grader runs what a submission wrote.
+    it started) and the last :data:`OUTPUT_KEPT` bytes of its output (stdout and stderr): how the grader
+    runs what a submission wrote.
 
-    ``env``: the environment it starts from (default: this process's, without pytest's variables);
-    ``set_env``: variables it gets in any case. ``sandboxed``: None uses the sandbox when it is
+    Its processes get the grading kernel's limits (:mod:`coursekit.graderkernel`): ``RLIMIT_DATA`` at
+    ``COURSEKIT_GRADER_MEMORY_MB``, ``RLIMIT_NPROC``, 1 GB per file, no core files, and death with this
+    process. ``env``: the environment it starts from (default: this process's, without pytest's
+    variables); ``set_env``: variables it gets in any case. ``sandboxed``: None uses the sandbox when it is
     :func:`enabled` and can run here (else a plain child process); in it, ``argv`` sees the system, the
     Python environment and ``workdir`` (writable), nothing of ``hide`` (the course directory), and of
     ``env`` only :func:`kernel_environment`'s part.
     """
+    import threading
+
+    from coursekit import graderkernel
+
     base = dict(env) if env is not None else {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    # pyarrow's default allocator would reserve 1 GiB of RLIMIT_DATA that it never touches
+    extra = {"ARROW_DEFAULT_MEMORY_POOL": "system", **(set_env or {})}
     use_sandbox = (enabled() and problem() is None) if sandboxed is None else sandboxed
     if use_sandbox:
         if as_root():  # the command runs as nobody, and bwrap (root without CAP_DAC_*) must enter the folder
             for path in [workdir, *workdir.rglob("*")]:
                 os.lchown(path, NOBODY, NOBODY)
                 os.chmod(path, 0o711 if path.is_dir() else 0o600)
-        argv = command(argv, workdir=workdir, env={**kernel_environment(base), **(set_env or {})}, files={},
+        argv = command(argv, workdir=workdir, env={**kernel_environment(base), **extra}, files={},
                        hide=[workdir, *hide])
         process_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     else:
-        process_env = {**base, **(set_env or {})}
+        process_env = {**base, **extra}
+    memory = int(os.environ.get(graderkernel.MEMORY_ENV, graderkernel.DEFAULT_MEMORY_MB)) * 2**20
+    processes = graderkernel.process_limit()
     child = subprocess.Popen(argv, cwd=workdir, env=process_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True)
+                             stdin=subprocess.DEVNULL, start_new_session=True,
+                             preexec_fn=lambda: graderkernel.limits(memory, processes))
+    kept = bytearray()
+
+    def keep_the_end() -> None:  # however much it writes, this process holds only the end of it
+        assert child.stdout is not None
+        for chunk in iter(lambda: child.stdout.read(65536), b""):
+            kept.extend(chunk)
+            del kept[:-OUTPUT_KEPT]
+
+    reader = threading.Thread(target=keep_the_end, daemon=True)
+    reader.start()
     try:
-        out, _ = child.communicate(timeout=timeout)
-        code: int | None = child.returncode
+        code: int | None = child.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(child.pid, signal.SIGKILL)
-        out, _ = child.communicate()
+        child.wait()
         code = None
-    return code, out.decode(errors="replace")
+    reader.join(timeout=10)
+    if not reader.is_alive():  # else a process it left holds the pipe: the thread still reads it
+        child.stdout.close()
+    return code, bytes(kept).decode(errors="replace")
