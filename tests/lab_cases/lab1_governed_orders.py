@@ -248,6 +248,9 @@ EACH_WRONG = {
     # A: no orders, conversion 0 (a dashboard would read 0 % where nothing happened)
     "a_conversion_zero": ("part-a-solution", _A.replace(
         '.where(daily["orders"] > 0)).round(4)', '.where(daily["orders"] > 0)).fillna(0).round(4)'), {"part-a-grid"}),
+    # A: conversion rounded to 3 decimals, not 4 (5 of 6 is 0.833, not 0.8333)
+    "a_conversion_3_decimals": ("part-a-solution", _A.replace(
+        '.where(daily["orders"] > 0)).round(4)', '.where(daily["orders"] > 0)).round(3)'), {"part-a-values"}),
     # B: the key declared unique but not the primary key (duplicates are still caught)
     "b_no_primary_key": ("part-b-solution", _contract((_UNIQUE, "        unique: true\n")), {"part-b-valid"}),
     # B: no rule on status: a batch with an unknown status passes
