@@ -175,7 +175,7 @@ def _contract(value: Any) -> dict[str, Any]:
         raise AssertionError(str(exc)) from None
     try:
         document = yaml.safe_load(value)
-    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of more digits than Python converts
+    except (yaml.YAMLError, ValueError, ArithmeticError) as exc:  # a number Python cannot hold
         raise AssertionError(f"ORDER_FACTS_CONTRACT is not valid YAML: {str(exc)[:300]}") from None
     assert isinstance(document, dict), "ORDER_FACTS_CONTRACT is not a YAML mapping (a contract document)"
     _shaped(document)

@@ -25,6 +25,7 @@ into the environment, else the one on ``PATH``. ``COURSEKIT_GRADER_SANDBOX=off``
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -303,18 +304,21 @@ def run(argv: list[str], *, workdir: Path, timeout: float, env: Mapping[str, str
 
     def keep_the_end() -> None:  # however much it writes, this process holds only the end of it
         assert child.stdout is not None
-        for chunk in iter(lambda: child.stdout.read(65536), b""):
+        for chunk in iter(lambda: os.read(child.stdout.fileno(), 65536), b""):  # what is there, not 64 KB
             kept.extend(chunk)
             del kept[:-OUTPUT_KEPT]
 
     reader = threading.Thread(target=keep_the_end, daemon=True)
     reader.start()
+    code: int | None = None
     try:
-        code: int | None = child.wait(timeout=timeout)
+        code = child.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
+        pass
+    finally:  # what it started and left behind goes too (in the sandbox, its PID namespace does that)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
         child.wait()
-        code = None
     reader.join(timeout=10)
     if not reader.is_alive():  # else a process it left holds the pipe: the thread still reads it
         child.stdout.close()
